@@ -1,0 +1,129 @@
+//! Wires the pieces together for each command.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::cli::{Cli, LoginService};
+use crate::config::{self, Config, KeyMap};
+use crate::domain::{Service, Status};
+use crate::providers::{self, Provider, demo::Demo, mal::Mal};
+use crate::store::{Db, Store};
+use crate::tui;
+
+/// Where this user's files are.
+pub struct Files {
+    pub data: PathBuf,
+}
+
+impl Files {
+    pub fn locate() -> Result<Files, String> {
+        let data = crate::paths::data_dir().map_err(|e| format!("cannot create the data directory: {e}"))?;
+        Ok(Files { data })
+    }
+
+    pub fn database(&self) -> PathBuf {
+        crate::store::default_path(&self.data)
+    }
+
+    pub fn tokens(&self, service: Service) -> PathBuf {
+        self.data.join(format!("{}-tokens.json", service.key()))
+    }
+}
+
+/// Runs one command; the error is one sentence for the terminal.
+pub fn run(cli: Cli) -> Result<(), String> {
+    let _log = init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    if cli.demo {
+        return runtime.block_on(run_demo(&cli));
+    }
+    let config = load_config(&cli)?;
+    let files = Files::locate()?;
+    match cli.login {
+        Some(LoginService::Mal) => {
+            let mal = config.require_mal().map_err(|e| e.to_string())?;
+            let name = runtime.block_on(crate::login::login_mal(mal, &files, cli.no_browser))?;
+            println!("Logged in to MyAnimeList as {name}");
+            Ok(())
+        }
+        None => runtime.block_on(run_list(config, files)),
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, String> {
+    let path = match &cli.config {
+        Some(path) => path.clone(),
+        None => config::default_path().map_err(|e| e.to_string())?,
+    };
+    Config::load(&path).map_err(|e| e.to_string())
+}
+
+async fn run_list(config: Config, files: Files) -> Result<(), String> {
+    let mal = config.require_mal().map_err(|e| e.to_string())?;
+    let token_path = files.tokens(Service::Mal);
+    if !token_path.exists() {
+        return Err("not logged in to MyAnimeList yet: run `malt --login` first (or `malt --demo` to look around)".into());
+    }
+    let store = Store::open(&files.database()).map_err(|e| e.to_string())?;
+    let http = providers::http_client()?;
+    let provider: Arc<dyn Provider> = Arc::new(Mal::new(mal, http, crate::auth::TokenFile::new(token_path)));
+    let app = tui::App {
+        provider,
+        db: Db::spawn(store),
+        keys: config.keys,
+    };
+    tui::run(app).await.map_err(|e| e.to_string())
+}
+
+async fn run_demo(cli: &Cli) -> Result<(), String> {
+    // The demo needs no config; a present one still supplies key bindings.
+    let keys = match load_config(cli) {
+        Ok(config) => config.keys,
+        Err(e) if cli.config.is_none() && !default_config_exists() => {
+            tracing::debug!("demo without config: {e}");
+            KeyMap::default()
+        }
+        Err(e) => return Err(e),
+    };
+    let mut store = Store::open_in_memory().map_err(|e| e.to_string())?;
+    let demo = Demo::default();
+    // Seed the cache as if the list had been synced before, so the first frame shows it.
+    let seed = demo.entries();
+    store
+        .replace_entries(Service::Demo, Status::Watching, &seed)
+        .and_then(|()| store.set_meta(Service::Demo, "account", "demo"))
+        .map_err(|e| e.to_string())?;
+    let app = tui::App {
+        provider: Arc::new(demo),
+        db: Db::spawn(store),
+        keys,
+    };
+    tui::run(app).await.map_err(|e| e.to_string())
+}
+
+fn default_config_exists() -> bool {
+    config::default_path().is_ok_and(|p| p.exists())
+}
+
+/// Logs go to `$XDG_STATE_HOME/malt/malt.log`, never to the terminal. `MALT_LOG` sets the filter
+/// (e.g. `MALT_LOG=debug`).
+fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = crate::paths::state_dir().ok()?;
+    let path = dir.join("malt.log");
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
+    let _ = crate::paths::set_mode(&path, 0o600);
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MALT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("malt=info"));
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}

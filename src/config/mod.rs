@@ -1,0 +1,281 @@
+//! `config.toml`: where it lives, what it holds, and a clear sentence for every mistake in it.
+
+mod keymap;
+
+use std::path::{Path, PathBuf};
+
+use reqwest::Url;
+use serde::Deserialize;
+
+pub use keymap::{Action, KeyMap};
+
+pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:53682/callback";
+pub const MAL_API_URL: &str = "https://api.myanimelist.net/v2";
+pub const MAL_AUTH_URL: &str = "https://myanimelist.net/v1/oauth2";
+
+/// A problem with the configuration, phrased as what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no config file at {0}. Copy config.example.toml there and set [mal] client_id (README: \"Register a MyAnimeList API client\")."
+    )]
+    Missing(PathBuf),
+    #[error("cannot read the config file {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: line {line}, column {column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Value { path: PathBuf, message: String },
+    #[error(
+        "cannot tell where your config directory is: set XDG_CONFIG_HOME or HOME, or pass --config PATH"
+    )]
+    NoConfigDir,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub mal: Option<MalConfig>,
+    pub keys: KeyMap,
+}
+
+/// The `[mal]` table, validated.
+#[derive(Clone)]
+pub struct MalConfig {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub redirect_uri: Url,
+    pub api_url: Url,
+    pub auth_url: Url,
+}
+
+impl std::fmt::Debug for MalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MalConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("redirect_uri", &self.redirect_uri.as_str())
+            .field("api_url", &self.api_url.as_str())
+            .field("auth_url", &self.auth_url.as_str())
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    mal: Option<RawMal>,
+    // Tables of services that later versions serve; accepted so one file can hold them all.
+    #[allow(dead_code)]
+    anilist: Option<toml::Table>,
+    #[allow(dead_code)]
+    mangadex: Option<toml::Table>,
+    keys: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMal {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    redirect_uri: Option<String>,
+    api_url: Option<String>,
+    auth_url: Option<String>,
+}
+
+/// `$XDG_CONFIG_HOME/malt/config.toml`.
+pub fn default_path() -> Result<PathBuf, ConfigError> {
+    dirs::config_dir()
+        .map(|d| d.join("malt").join("config.toml"))
+        .ok_or(ConfigError::NoConfigDir)
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::Missing(path.to_path_buf()));
+            }
+            Err(source) => {
+                return Err(ConfigError::Unreadable {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        Config::parse(path, &text)
+    }
+
+    /// Validates configuration text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let value_error = |message: String| ConfigError::Value {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mal = raw.mal.map(|m| validate_mal(m).map_err(value_error)).transpose()?;
+        let keys = match raw.keys {
+            Some(table) => KeyMap::from_table(&table).map_err(value_error)?,
+            None => KeyMap::default(),
+        };
+        Ok(Config {
+            path: path.to_path_buf(),
+            mal,
+            keys,
+        })
+    }
+
+    /// The `[mal]` table, or a sentence saying it must be added.
+    pub fn require_mal(&self) -> Result<&MalConfig, ConfigError> {
+        self.mal.as_ref().ok_or_else(|| ConfigError::Value {
+            path: self.path.clone(),
+            message: "there is no [mal] table: add one with your client_id (see config.example.toml)".into(),
+        })
+    }
+}
+
+fn validate_mal(raw: RawMal) -> Result<MalConfig, String> {
+    let client_id = raw.client_id.unwrap_or_default().trim().to_string();
+    if client_id.is_empty() {
+        return Err("[mal] client_id is missing: create an API client at https://myanimelist.net/apiconfig and copy its Client ID here".into());
+    }
+    let client_secret = raw
+        .client_secret
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let redirect_uri = parse_url("redirect_uri", raw.redirect_uri.as_deref(), DEFAULT_REDIRECT_URI)?;
+    check_loopback_redirect(&redirect_uri)?;
+    let api_url = parse_url("api_url", raw.api_url.as_deref(), MAL_API_URL)?;
+    let auth_url = parse_url("auth_url", raw.auth_url.as_deref(), MAL_AUTH_URL)?;
+    Ok(MalConfig {
+        client_id,
+        client_secret,
+        redirect_uri,
+        api_url,
+        auth_url,
+    })
+}
+
+fn parse_url(key: &str, value: Option<&str>, default: &str) -> Result<Url, String> {
+    let text = value.unwrap_or(default).trim();
+    let url = Url::parse(text)
+        .map_err(|e| format!("[mal] {key} = \"{text}\" is not a valid URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "[mal] {key} = \"{text}\" must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(url)
+}
+
+fn check_loopback_redirect(url: &Url) -> Result<(), String> {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if url.scheme() != "http" || !loopback || url.port().is_none() {
+        return Err(format!(
+            "[mal] redirect_uri = \"{url}\" must be a loopback address with a port, like {DEFAULT_REDIRECT_URI} (and the same URL must be registered for your MAL API client)"
+        ));
+    }
+    Ok(())
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/cfg/config.toml"), text)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let cfg = parse("[mal]\nclient_id = \"abc\"\n").unwrap();
+        let mal = cfg.mal.unwrap();
+        assert_eq!(mal.client_id, "abc");
+        assert_eq!(mal.redirect_uri.as_str(), DEFAULT_REDIRECT_URI);
+        assert_eq!(mal.api_url.as_str(), MAL_API_URL);
+        assert_eq!(mal.auth_url.as_str(), MAL_AUTH_URL);
+        assert!(mal.client_secret.is_none());
+    }
+
+    #[test]
+    fn invalid_toml_names_line_and_column() {
+        let err = parse("[mal]\nclient_id = \"abc\"\nredirect_uri = \n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("/cfg/config.toml: line 3, column"), "{msg}");
+    }
+
+    #[test]
+    fn missing_client_id_says_where_to_get_one() {
+        let msg = parse("[mal]\n").unwrap_err().to_string();
+        assert!(msg.contains("client_id is missing"), "{msg}");
+        let msg = parse("[mal]\nclient_id = \"  \"\n").unwrap_err().to_string();
+        assert!(msg.contains("client_id is missing"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_urls_are_named() {
+        let msg = parse("[mal]\nclient_id = \"a\"\napi_url = \"not a url\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("api_url = \"not a url\" is not a valid URL"), "{msg}");
+        let msg = parse("[mal]\nclient_id = \"a\"\nredirect_uri = \"https://example.com/cb\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("must be a loopback address"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let msg = parse("[mal]\nclientid = \"a\"\n").unwrap_err().to_string();
+        assert!(msg.contains("unknown field `clientid`"), "{msg}");
+    }
+
+    #[test]
+    fn secret_is_not_in_debug_output() {
+        let cfg = parse("[mal]\nclient_id = \"a\"\nclient_secret = \"hunter2\"\n").unwrap();
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn missing_file_is_a_sentence() {
+        let msg = Config::load(Path::new("/nonexistent/malt.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("no config file at /nonexistent/malt.toml"), "{msg}");
+    }
+}

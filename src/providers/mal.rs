@@ -1,0 +1,415 @@
+//! MyAnimeList API v2: the only file that knows MAL's URLs, field names and error shapes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Response, StatusCode, Url};
+use serde::Deserialize;
+
+use super::{Provider, ProviderError, describe_transport, looks_like_html};
+use crate::auth::{OAuthClient, OAuthError, Session, TokenFile, TokenSet};
+use crate::config::MalConfig;
+use crate::domain::{Ack, Change, ListEntry, MediaKind, Service, Status};
+
+/// MAL's largest page for list endpoints.
+const PAGE_LIMIT: u32 = 1000;
+/// A guard against a server that keeps sending `paging.next`.
+const MAX_PAGES: usize = 500;
+
+/// A logged-in MyAnimeList account.
+pub struct Mal {
+    http: reqwest::Client,
+    api: String,
+    session: Arc<Session>,
+}
+
+/// The `authorize` URL a browser is sent to (PKCE `plain`: the challenge is the verifier).
+pub fn authorize_url(cfg: &MalConfig, verifier: &str, state: &str) -> Url {
+    let mut url = endpoint(&cfg.auth_url, "authorize");
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &cfg.client_id)
+        .append_pair("redirect_uri", cfg.redirect_uri.as_str())
+        .append_pair("code_challenge", verifier)
+        .append_pair("code_challenge_method", "plain")
+        .append_pair("state", state);
+    url
+}
+
+/// The client of MAL's token endpoint.
+pub fn oauth_client(cfg: &MalConfig, http: reqwest::Client) -> OAuthClient {
+    OAuthClient::new(
+        http,
+        endpoint(&cfg.auth_url, "token"),
+        cfg.client_id.clone(),
+        cfg.client_secret.clone(),
+    )
+}
+
+/// `base/name`, whether or not `base` ends in a slash.
+fn endpoint(base: &Url, name: &str) -> Url {
+    let mut url = base.clone();
+    let path = format!("{}/{name}", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(None);
+    url
+}
+
+/// Trades the code from the redirect for tokens, asks who logged in, and stores the tokens.
+/// Returns the account name.
+pub async fn finish_login(
+    cfg: &MalConfig,
+    http: reqwest::Client,
+    file: TokenFile,
+    code: &str,
+    verifier: &str,
+) -> Result<String, LoginError> {
+    let oauth = oauth_client(cfg, http.clone());
+    let tokens = oauth
+        .exchange_code(code, verifier, cfg.redirect_uri.as_str())
+        .await
+        .map_err(LoginError::Token)?;
+    let name = who_am_i(&http, &cfg.api_url, &tokens).await?;
+    file.save(&tokens)
+        .map_err(|e| LoginError::Other(e.to_string()))?;
+    Ok(name)
+}
+
+/// Why the last steps of a login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("MyAnimeList refused the login: {0}")]
+    Token(OAuthError),
+    #[error("logged in, but MyAnimeList would not say who you are: {0}")]
+    Api(ProviderError),
+    #[error("{0}")]
+    Other(String),
+}
+
+async fn who_am_i(http: &reqwest::Client, api_url: &Url, tokens: &TokenSet) -> Result<String, LoginError> {
+    #[derive(Deserialize)]
+    struct Me {
+        name: String,
+    }
+    let response = http
+        .get(endpoint(api_url, "users/@me"))
+        .bearer_auth(&tokens.access_token)
+        .send()
+        .await
+        .map_err(|e| LoginError::Api(ProviderError::Offline(describe_transport(&e))))?;
+    let response = check(response).await.map_err(LoginError::Api)?;
+    let me: Me = read_json(response).await.map_err(LoginError::Api)?;
+    Ok(me.name)
+}
+
+impl Mal {
+    pub fn new(cfg: &MalConfig, http: reqwest::Client, file: TokenFile) -> Mal {
+        let session = Arc::new(Session::new(file, oauth_client(cfg, http.clone())));
+        Mal {
+            http,
+            api: cfg.api_url.as_str().trim_end_matches('/').to_string(),
+            session,
+        }
+    }
+
+    /// Sends a request built by `build` with the current access token. On 401 the session is
+    /// refreshed (once, however many requests were rejected together) and the request retried once.
+    async fn send(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<Response, ProviderError> {
+        let token = self.session.access().await?;
+        let response = build(&token)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Offline(describe_transport(&e)))?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return check(response).await;
+        }
+        tracing::info!("access token rejected (401); refreshing");
+        let token = self.session.after_rejected(&token).await?;
+        let response = build(&token)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Offline(describe_transport(&e)))?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(ProviderError::SessionExpired);
+        }
+        check(response).await
+    }
+
+    /// Whether `next` may be followed with the user's token: same scheme, host and port as the API.
+    fn same_origin(&self, next: &Url) -> bool {
+        Url::parse(&self.api).is_ok_and(|api| api.origin() == next.origin())
+    }
+}
+
+/// Turns a non-success answer into an error, reading MAL's `{"error","message"}` body.
+async fn check(response: Response) -> Result<Response, ProviderError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.bytes().await.unwrap_or_default();
+    let detail = error_detail(&body);
+    let code = status.as_u16();
+    Err(match status {
+        StatusCode::UNAUTHORIZED => ProviderError::SessionExpired,
+        StatusCode::FORBIDDEN => ProviderError::Throttled {
+            wait: None,
+            message: "MyAnimeList refused the request (403 Forbidden, usually too many requests); waiting a few minutes".into(),
+        },
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::Throttled {
+            wait: retry_after,
+            message: "MyAnimeList asks to slow down (429)".into(),
+        },
+        StatusCode::NOT_FOUND => ProviderError::Rejected(format!("MyAnimeList: not found (404{detail})")),
+        s if s.is_server_error() => ProviderError::Server(format!("MyAnimeList is having trouble (HTTP {code}{detail})")),
+        s if s.is_client_error() => ProviderError::Rejected(format!("MyAnimeList refused the change (HTTP {code}{detail})")),
+        _ => ProviderError::Server(format!("MyAnimeList answered HTTP {code}{detail}")),
+    })
+}
+
+/// `: message` from an error body, or a note that it was an HTML page.
+fn error_detail(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: Option<String>,
+        message: Option<String>,
+    }
+    if looks_like_html(body) {
+        return ", an HTML page".into();
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            message: Some(m), ..
+        }) if !m.is_empty() => format!(": {m}"),
+        Ok(ErrorBody { error: Some(e), .. }) if !e.is_empty() => format!(": {e}"),
+        _ => String::new(),
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, ProviderError> {
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ProviderError::Offline(describe_transport(&e)))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ProviderError::BadResponse(if looks_like_html(&body) {
+            "MyAnimeList sent an HTML page instead of data".into()
+        } else {
+            format!("MyAnimeList sent data malt cannot read ({e})")
+        })
+    })
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    data: Vec<serde_json::Value>,
+    #[serde(default)]
+    paging: Paging,
+}
+
+#[derive(Deserialize, Default)]
+struct Paging {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    node: Node,
+    list_status: Option<AnimeListStatus>,
+}
+
+#[derive(Deserialize)]
+struct Node {
+    id: u64,
+    #[serde(default)]
+    title: String,
+    num_episodes: Option<u32>,
+    my_list_status: Option<AnimeListStatus>,
+}
+
+#[derive(Deserialize)]
+struct AnimeListStatus {
+    status: Option<String>,
+    score: Option<u8>,
+    num_episodes_watched: Option<u32>,
+    updated_at: Option<String>,
+}
+
+/// One list item as a [`ListEntry`]; `None` (and a log line) for an item malt cannot read.
+fn entry_from_item(value: serde_json::Value, wanted: Status) -> Option<ListEntry> {
+    let item: Item = match serde_json::from_value(value) {
+        Ok(item) => item,
+        Err(e) => {
+            tracing::warn!("skipping a list item malt cannot read: {e}");
+            return None;
+        }
+    };
+    let list = item.list_status.or(item.node.my_list_status);
+    let status = list
+        .as_ref()
+        .and_then(|l| l.status.as_deref())
+        .and_then(Status::from_key)
+        .unwrap_or(wanted);
+    Some(ListEntry {
+        id: item.node.id,
+        kind: MediaKind::Anime,
+        title: if item.node.title.is_empty() {
+            format!("#{}", item.node.id)
+        } else {
+            item.node.title
+        },
+        status,
+        progress: list.as_ref().and_then(|l| l.num_episodes_watched).unwrap_or(0),
+        // MAL says 0 when it does not know the number of episodes yet.
+        total: item.node.num_episodes.filter(|n| *n > 0),
+        score: list.as_ref().and_then(|l| l.score).unwrap_or(0).min(10),
+        updated_at: list.and_then(|l| l.updated_at),
+    })
+}
+
+#[async_trait]
+impl Provider for Mal {
+    fn service(&self) -> Service {
+        Service::Mal
+    }
+
+    async fn fetch_list(
+        &self,
+        status: Status,
+        arrived: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<Vec<ListEntry>, ProviderError> {
+        let mut url = Url::parse(&format!("{}/users/@me/animelist", self.api))
+            .map_err(|e| ProviderError::Local(format!("api_url: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("status", status.key())
+            .append_pair("fields", "num_episodes,my_list_status,list_status")
+            .append_pair("sort", "anime_title")
+            .append_pair("limit", &PAGE_LIMIT.to_string())
+            .append_pair("nsfw", "true");
+        let mut entries: Vec<ListEntry> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let response = self
+                .send(|token| self.http.get(url.clone()).bearer_auth(token))
+                .await?;
+            let page: Page = read_json(response).await?;
+            for entry in page.data.into_iter().filter_map(|v| entry_from_item(v, status)) {
+                // Entries can shift between pages while the list changes; keep each once.
+                if seen.insert(entry.id) {
+                    entries.push(entry);
+                }
+            }
+            arrived(entries.len());
+            let Some(next) = page.paging.next.filter(|n| !n.is_empty()) else {
+                return Ok(entries);
+            };
+            let next = Url::parse(&next)
+                .map_err(|_| ProviderError::BadResponse("MyAnimeList sent a next-page link malt cannot read".into()))?;
+            if !self.same_origin(&next) {
+                return Err(ProviderError::BadResponse(
+                    "MyAnimeList sent a next-page link to another server; not following it".into(),
+                ));
+            }
+            url = next;
+        }
+        Err(ProviderError::BadResponse(format!(
+            "MyAnimeList kept sending more pages (over {MAX_PAGES}); stopped"
+        )))
+    }
+
+    async fn apply(&self, kind: MediaKind, media_id: u64, change: Change) -> Result<Ack, ProviderError> {
+        let MediaKind::Anime = kind;
+        let Change::Progress(episodes) = change;
+        let url = format!("{}/anime/{media_id}/my_list_status", self.api);
+        // MAL's request field is `num_watched_episodes`; its answer calls it `num_episodes_watched`.
+        let form = [("num_watched_episodes", episodes.to_string())];
+        let response = self
+            .send(|token| self.http.patch(&url).bearer_auth(token).form(&form))
+            .await
+            .map_err(|e| match e {
+                ProviderError::Rejected(m) if m.contains("404") => {
+                    ProviderError::Rejected("MyAnimeList no longer has this anime (404)".into())
+                }
+                other => other,
+            })?;
+        let status: AnimeListStatus = read_json(response).await?;
+        Ok(Ack {
+            progress: status.num_episodes_watched.unwrap_or(episodes),
+        })
+    }
+
+    async fn keep_fresh(&self) -> Result<Option<Duration>, ProviderError> {
+        Ok(Some(self.session.refresh_if_due().await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> MalConfig {
+        crate::config::Config::parse(std::path::Path::new("c.toml"), "[mal]\nclient_id = \"cid\"\n")
+            .unwrap()
+            .mal
+            .unwrap()
+    }
+
+    #[test]
+    fn authorize_url_carries_pkce_plain() {
+        let url = authorize_url(&cfg(), "verifier-x", "state-y");
+        assert_eq!(url.path(), "/v1/oauth2/authorize");
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "cid");
+        assert_eq!(q["code_challenge"], "verifier-x");
+        assert_eq!(q["code_challenge_method"], "plain");
+        assert_eq!(q["state"], "state-y");
+        assert_eq!(q["redirect_uri"], "http://127.0.0.1:53682/callback");
+    }
+
+    #[test]
+    fn recorded_list_page_parses() {
+        let page: Page = serde_json::from_str(include_str!("../../tests/fixtures/mal/user-animelist-page.json")).unwrap();
+        let entries: Vec<_> = page
+            .data
+            .into_iter()
+            .filter_map(|v| entry_from_item(v, Status::Watching))
+            .collect();
+        assert!(!entries.is_empty());
+        assert!(entries.iter().all(|e| !e.title.is_empty()));
+    }
+
+    #[test]
+    fn zero_episodes_means_unknown_and_nulls_are_tolerated() {
+        let item = serde_json::json!({
+            "node": {"id": 1, "title": "Ongoing", "num_episodes": 0},
+            "list_status": {"status": "watching", "score": null, "num_episodes_watched": 3}
+        });
+        let e = entry_from_item(item, Status::Watching).unwrap();
+        assert_eq!((e.total, e.score, e.progress), (None, 0, 3));
+        assert!(entry_from_item(serde_json::json!({"node": {"id": "x"}}), Status::Watching).is_none());
+    }
+
+    #[test]
+    fn patch_response_uses_the_other_field_name() {
+        let s: AnimeListStatus =
+            serde_json::from_str(include_str!("../../tests/fixtures/mal/patch-anime-my_list_status-response.json")).unwrap();
+        assert!(s.num_episodes_watched.is_some());
+    }
+
+    #[test]
+    fn error_details_read_mal_bodies_and_html() {
+        assert_eq!(error_detail(br#"{"error":"bad_request","message":"invalid q"}"#), ": invalid q");
+        assert_eq!(error_detail(br#"{"message":"","error":"forbidden"}"#), ": forbidden");
+        assert_eq!(error_detail(b"  <html><body>blocked</body></html>"), ", an HTML page");
+        assert_eq!(error_detail(b"garbage"), "");
+    }
+}

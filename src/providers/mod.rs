@@ -1,0 +1,125 @@
+//! One trait for every list service. Nothing outside `providers/<service>.rs` knows a service's URLs,
+//! field names or error shapes.
+
+pub mod demo;
+pub mod mal;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{Ack, Change, ListEntry, MediaKind, Service, Status};
+
+/// Why a provider call failed, in words for the status bar. [`ProviderError::is_permanent`] tells
+/// the outbox whether trying again can help.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("not logged in: run `malt --login`")]
+    NotLoggedIn,
+    #[error("session expired: run `malt --login` to sign in again")]
+    SessionExpired,
+    /// No answer: no network, DNS, refused connection, timeout.
+    #[error("offline ({0})")]
+    Offline(String),
+    /// The service asks us to slow down; `wait` is how long when it said so.
+    #[error("{message}")]
+    Throttled {
+        wait: Option<Duration>,
+        message: String,
+    },
+    /// A passing failure on the service's side (5xx).
+    #[error("{0}")]
+    Server(String),
+    /// The service refused this request for good (it will refuse it again).
+    #[error("{0}")]
+    Rejected(String),
+    /// The answer could not be read.
+    #[error("{0}")]
+    BadResponse(String),
+    /// Something on this machine (the token file).
+    #[error("{0}")]
+    Local(String),
+}
+
+impl ProviderError {
+    /// Trying the same request again cannot succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ProviderError::Rejected(_))
+    }
+
+    /// Only a new login helps.
+    pub fn needs_login(&self) -> bool {
+        matches!(self, ProviderError::NotLoggedIn | ProviderError::SessionExpired)
+    }
+}
+
+impl From<crate::auth::AuthError> for ProviderError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::NotLoggedIn => ProviderError::NotLoggedIn,
+            AuthError::SessionExpired => ProviderError::SessionExpired,
+            AuthError::Offline(m) => ProviderError::Offline(m),
+            AuthError::Storage(m) => ProviderError::Local(m),
+            AuthError::Server(m) => ProviderError::Server(m),
+        }
+    }
+}
+
+/// A list service.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn service(&self) -> Service;
+
+    /// Every entry with `status`, all pages. `arrived` is told how many entries have come so far.
+    async fn fetch_list(
+        &self,
+        status: Status,
+        arrived: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<Vec<ListEntry>, ProviderError>;
+
+    /// Sends one change; answers with what the service now holds.
+    async fn apply(&self, kind: MediaKind, media_id: u64, change: Change) -> Result<Ack, ProviderError>;
+
+    /// Renews the session when it is about to expire. Returns when to call again, or `None` when
+    /// the service's session never needs renewing.
+    async fn keep_fresh(&self) -> Result<Option<Duration>, ProviderError>;
+}
+
+/// A transport failure in a few words, without the URL (which may carry more than it should).
+pub fn describe_transport(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "the server did not answer in time"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer was cut off"
+    } else if e.is_request() {
+        "the request could not be sent"
+    } else {
+        "network error"
+    };
+    match e.url().and_then(|u| u.host_str()) {
+        Some(host) => format!("{what} to {host}"),
+        None => what.to_string(),
+    }
+}
+
+/// Whether a body is an HTML page rather than the JSON an API should send.
+pub fn looks_like_html(body: &[u8]) -> bool {
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&[][..], |i| &body[i..]);
+    start.first() == Some(&b'<')
+}
+
+/// The one HTTP client every provider shares: connect and request timeouts, a proper User-Agent.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(concat!("malt/", env!("CARGO_PKG_VERSION"), " (terminal list tracker)"))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("cannot set up HTTPS: {e}"))
+}

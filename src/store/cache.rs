@@ -1,0 +1,134 @@
+//! The list as the service last confirmed it.
+
+use rusqlite::params;
+
+use super::{Store, StoreError};
+use crate::domain::{ListEntry, MediaKind, Service, Status};
+
+impl Store {
+    /// Every cached entry of one service and status, by title.
+    pub fn entries(&self, service: Service, status: Status) -> Result<Vec<ListEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, title, progress, total, score, updated_at FROM entries
+                 WHERE service = ?1 AND kind = ?2 AND status = ?3
+                 ORDER BY title COLLATE NOCASE, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![service.key(), MediaKind::Anime.key(), status.key()], |r| {
+                Ok(ListEntry {
+                    id: r.get::<_, i64>(0)? as u64,
+                    kind: MediaKind::Anime,
+                    title: r.get(1)?,
+                    status,
+                    progress: r.get(2)?,
+                    total: r.get(3)?,
+                    score: r.get(4)?,
+                    updated_at: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Replaces the cached entries of one status with a freshly fetched list, in one transaction.
+    pub fn replace_entries(
+        &mut self,
+        service: Service,
+        status: Status,
+        entries: &[ListEntry],
+    ) -> Result<(), StoreError> {
+        let label = self.label.clone();
+        let err = |source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "DELETE FROM entries WHERE service = ?1 AND kind = ?2 AND status = ?3",
+            params![service.key(), MediaKind::Anime.key(), status.key()],
+        )
+        .map_err(err)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO entries
+                     (service, kind, id, title, status, progress, total, score, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(err)?;
+            for e in entries {
+                insert
+                    .execute(params![
+                        service.key(),
+                        e.kind.key(),
+                        e.id as i64,
+                        e.title,
+                        e.status.key(),
+                        e.progress,
+                        e.total,
+                        e.score,
+                        e.updated_at,
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64, title: &str, progress: u32) -> ListEntry {
+        ListEntry {
+            id,
+            kind: MediaKind::Anime,
+            title: title.into(),
+            status: Status::Watching,
+            progress,
+            total: Some(12),
+            score: 7,
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn replace_then_read_back_sorted() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .replace_entries(Service::Mal, Status::Watching, &[entry(2, "beta", 1), entry(1, "Alpha", 3)])
+            .unwrap();
+        let got = store.entries(Service::Mal, Status::Watching).unwrap();
+        assert_eq!(got, vec![entry(1, "Alpha", 3), entry(2, "beta", 1)]);
+        store
+            .replace_entries(Service::Mal, Status::Watching, &[entry(2, "beta", 2)])
+            .unwrap();
+        assert_eq!(store.entries(Service::Mal, Status::Watching).unwrap(), vec![entry(2, "beta", 2)]);
+        assert!(store.entries(Service::Demo, Status::Watching).unwrap().is_empty());
+    }
+
+    #[test]
+    fn file_database_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("malt.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.replace_entries(Service::Mal, Status::Watching, &[entry(5, "Kept", 4)]).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.entries(Service::Mal, Status::Watching).unwrap(), vec![entry(5, "Kept", 4)]);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("malt.db");
+        std::fs::write(&path, b"this is not sqlite, just some text that is long enough to matter").unwrap();
+        let err = Store::open(&path).err().expect("must fail");
+        assert!(err.to_string().contains("malt.db"), "{err}");
+    }
+}

@@ -1,0 +1,48 @@
+//! Background work: the outbox worker that delivers changes, the session refresher, and list
+//! fetches. They report to the UI through [`Event`]s and never block it.
+
+mod fetch;
+mod refresher;
+mod worker;
+
+pub use fetch::fetch_list;
+pub use refresher::keep_fresh;
+pub use worker::{Worker, backoff};
+
+use crate::domain::ListEntry;
+use crate::providers::ProviderError;
+
+/// What background work tells the UI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A list fetch has received this many entries so far.
+    ListProgress(usize),
+    /// A list fetch finished and the cache holds the result.
+    ListFetched {
+        entries: Vec<ListEntry>,
+        at: jiff::Timestamp,
+    },
+    ListFailed(ProviderError),
+    /// The service confirmed a change.
+    Delivered { seq: i64, media_id: u64, progress: u32 },
+    /// A change could not be delivered now; it will be tried again at `next_at`.
+    Retrying {
+        media_id: u64,
+        error: ProviderError,
+        next_at: jiff::Timestamp,
+    },
+    /// The service refused a change for good.
+    Refused {
+        media_id: u64,
+        error: ProviderError,
+    },
+    /// The session needs a new login; changes stay queued.
+    LoginNeeded(ProviderError),
+    /// A change could not even be written to the local database.
+    NotSaved { media_id: u64, error: String },
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -1,0 +1,15 @@
+use crate::domain::{Change, MediaKind, Status};
+
+/// Work `update` asks the runtime to do. Effects are data, so `update` stays pure and testable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Write a change to the outbox, then wake the worker to send it.
+    Enqueue {
+        kind: MediaKind,
+        media_id: u64,
+        change: Change,
+        base: u32,
+    },
+    /// Fetch the list with this status from the service.
+    Fetch(Status),
+}

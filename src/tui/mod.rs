@@ -1,0 +1,206 @@
+//! The full-screen list: a pure `update` and `view` (TEA), and the runtime that feeds them
+//! messages and carries out their effects. Nothing here waits on the network or the disk.
+
+pub mod effect;
+pub mod model;
+pub mod msg;
+pub mod update;
+pub mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream};
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio::sync::mpsc::{self, UnboundedSender};
+
+pub use effect::Effect;
+pub use model::Model;
+pub use msg::Msg;
+pub use update::update;
+pub use view::view;
+
+use crate::config::KeyMap;
+use crate::domain::{Service, Status};
+use crate::providers::Provider;
+use crate::store::Db;
+use crate::sync::{self, Event};
+
+/// What the list screen needs to run.
+pub struct App {
+    pub provider: Arc<dyn Provider>,
+    pub db: Db,
+    pub keys: KeyMap,
+}
+
+/// Builds the first model from the cache and the outbox.
+pub async fn initial_model(app: &App) -> Result<Model, crate::store::StoreError> {
+    let service = app.provider.service();
+    let (entries, pending, account, last_sync) = app
+        .db
+        .call(move |s| {
+            Ok((
+                s.entries(service, Status::Watching)?,
+                s.pending(service)?,
+                s.meta(service, "account")?,
+                s.meta(service, "last_sync")?,
+            ))
+        })
+        .await?;
+    let mut model = Model::new(service, account, app.keys.clone(), jiff::tz::TimeZone::system());
+    model.load(entries, &pending);
+    model.last_sync = last_sync.and_then(|s| s.parse().ok());
+    Ok(model)
+}
+
+/// Runs the list screen until the user quits. The terminal is restored on every way out,
+/// including a panic.
+pub async fn run(app: App) -> color_eyre::Result<()> {
+    let mut model = initial_model(&app).await?;
+    let mut terminal = ratatui::try_init()?;
+    let result = event_loop(&mut terminal, &mut model, &app).await;
+    ratatui::restore();
+    // Let changes still being written reach the outbox before the process ends.
+    let _ = app.db.call(|_| Ok(())).await;
+    result
+}
+
+struct Runtime {
+    provider: Arc<dyn Provider>,
+    db: Db,
+    wake: Arc<Notify>,
+    events: UnboundedSender<Event>,
+    service: Service,
+}
+
+impl Runtime {
+    fn perform(&self, effect: Effect) {
+        match effect {
+            Effect::Enqueue {
+                kind,
+                media_id,
+                change,
+                base,
+            } => {
+                let service = self.service;
+                let now = sync::now_ms();
+                // Submitted in keypress order; the database thread keeps that order.
+                let written = self
+                    .db
+                    .submit(move |s| s.enqueue(service, kind, media_id, change, base, now));
+                let wake = self.wake.clone();
+                let events = self.events.clone();
+                tokio::spawn(async move {
+                    match written.await {
+                        Ok(Ok(_)) => wake.notify_one(),
+                        Ok(Err(e)) => {
+                            let _ = events.send(Event::NotSaved {
+                                media_id,
+                                error: e.to_string(),
+                            });
+                        }
+                        Err(_) => {
+                            let _ = events.send(Event::NotSaved {
+                                media_id,
+                                error: "the database has stopped".into(),
+                            });
+                        }
+                    }
+                });
+            }
+            Effect::Fetch(status) => {
+                tokio::spawn(sync::fetch_list(
+                    self.provider.clone(),
+                    self.db.clone(),
+                    status,
+                    self.events.clone(),
+                ));
+            }
+        }
+    }
+}
+
+async fn event_loop(terminal: &mut ratatui::DefaultTerminal, model: &mut Model, app: &App) -> color_eyre::Result<()> {
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let runtime = Runtime {
+        provider: app.provider.clone(),
+        db: app.db.clone(),
+        wake: Arc::new(Notify::new()),
+        events: events_tx.clone(),
+        service: app.provider.service(),
+    };
+    let worker = tokio::spawn(
+        sync::Worker {
+            provider: app.provider.clone(),
+            db: app.db.clone(),
+            wake: runtime.wake.clone(),
+            events: events_tx.clone(),
+        }
+        .run(),
+    );
+    let refresher = tokio::spawn(sync::keep_fresh(app.provider.clone(), events_tx.clone()));
+    let result = drive(terminal, model, &runtime, &mut events_rx).await;
+    worker.abort();
+    refresher.abort();
+    result
+}
+
+async fn drive(
+    terminal: &mut ratatui::DefaultTerminal,
+    model: &mut Model,
+    runtime: &Runtime,
+    events_rx: &mut mpsc::UnboundedReceiver<Event>,
+) -> color_eyre::Result<()> {
+    let size = terminal.size()?;
+    update(model, Msg::Resize(size.width, size.height));
+    terminal.draw(|f| view(model, f))?;
+    for effect in update::start(model) {
+        runtime.perform(effect);
+    }
+    let mut input = EventStream::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (_keep_open, mut stop) = shutdown_signals();
+    loop {
+        let animating = model.fetching.is_some();
+        let msg = tokio::select! {
+            term = input.next() => match term {
+                Some(Ok(TermEvent::Key(key))) => Msg::Key(key),
+                Some(Ok(TermEvent::Resize(w, h))) => Msg::Resize(w, h),
+                Some(Ok(_)) => continue,
+                // The terminal is gone: nothing more can be shown or typed.
+                Some(Err(_)) | None => Msg::Shutdown,
+            },
+            Some(event) = events_rx.recv() => Msg::Sync(event),
+            _ = ticker.tick(), if animating => Msg::Tick,
+            _ = stop.recv() => Msg::Shutdown,
+        };
+        for effect in update(model, msg) {
+            runtime.perform(effect);
+        }
+        if model.quit {
+            return Ok(());
+        }
+        terminal.draw(|f| view(model, f))?;
+    }
+}
+
+/// SIGTERM and SIGHUP (a closed terminal window) end the app cleanly.
+fn shutdown_signals() -> (mpsc::Sender<()>, mpsc::Receiver<()>) {
+    let (tx, rx) = mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        for kind in [SignalKind::terminate(), SignalKind::hangup()] {
+            if let Ok(mut sig) = signal(kind) {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    sig.recv().await;
+                    let _ = tx.send(()).await;
+                });
+            }
+        }
+    }
+    (tx, rx)
+}

@@ -1,0 +1,233 @@
+//! Draws the model. Pure: the same model always draws the same screen.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Table, Wrap};
+
+use super::model::{Link, Model, Row};
+use crate::config::Action;
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+pub fn view(model: &Model, frame: &mut Frame) {
+    let [title, list, status, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    frame.render_widget(title_bar(model, title.width), title);
+    draw_list(model, frame, list);
+    frame.render_widget(status_bar(model), status);
+    frame.render_widget(hint_bar(model), hints);
+    if model.help {
+        draw_help(model, frame);
+    }
+}
+
+fn title_bar(model: &Model, width: u16) -> Line<'static> {
+    let left = format!(" malt · {} ({})", model.status.label(), model.rows.len());
+    let right = match &model.account {
+        Some(name) => format!("{name} @ {} ", model.service.display_name()),
+        None => format!("{} ", model.service.display_name()),
+    };
+    let gap = usize::from(width).saturating_sub(left.chars().count() + right.chars().count());
+    Line::from(vec![
+        Span::styled(left, Style::new().bold()),
+        Span::raw(" ".repeat(gap)),
+        Span::styled(right, Style::new().fg(Color::Cyan)),
+    ])
+    .style(Style::new().bg(Color::Rgb(30, 30, 46)).fg(Color::White))
+}
+
+fn progress_text(row: &Row) -> String {
+    let total = row
+        .entry
+        .total
+        .map_or_else(|| "?".to_string(), |t| t.to_string());
+    format!("{} / {total}", row.entry.progress)
+}
+
+fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
+    if model.rows.is_empty() {
+        let text = if model.fetching.is_some() {
+            "Loading your list…".to_string()
+        } else if let Link::Offline(_) = model.link {
+            "Offline, and nothing is cached yet. Press r to try again.".to_string()
+        } else {
+            format!(
+                "Nothing on your {} list. Press r to sync.",
+                model.status.label().to_lowercase()
+            )
+        };
+        let y = area.y + area.height / 2;
+        let line = Rect::new(area.x, y.min(area.bottom().saturating_sub(1)), area.width, 1);
+        frame.render_widget(Paragraph::new(text).centered().dim(), line);
+        return;
+    }
+    let header = TableRow::new(["Title", "Progress", "Score", ""]).style(Style::new().bold().underlined());
+    let visible = usize::from(area.height.saturating_sub(1));
+    let rows = model
+        .rows
+        .iter()
+        .enumerate()
+        .skip(model.offset)
+        .take(visible)
+        .map(|(i, row)| {
+            let marker = if row.pending > 0 {
+                Span::styled("↑", Style::new().fg(Color::Yellow))
+            } else if row.refused.is_some() {
+                Span::styled("!", Style::new().fg(Color::Red).bold())
+            } else {
+                Span::raw(" ")
+            };
+            let score = if row.entry.score == 0 {
+                "-".to_string()
+            } else {
+                row.entry.score.to_string()
+            };
+            let mut style = Style::new();
+            if i == model.selected {
+                style = style.bg(Color::Rgb(49, 50, 68)).add_modifier(Modifier::BOLD);
+            }
+            let progress_style = if row.pending > 0 {
+                Style::new().fg(Color::Yellow)
+            } else {
+                Style::new()
+            };
+            TableRow::new(vec![
+                Cell::from(row.entry.title.clone()),
+                Cell::from(Span::styled(progress_text(row), progress_style)),
+                Cell::from(score),
+                Cell::from(marker),
+            ])
+            .style(style)
+        });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Fill(1),
+            Constraint::Length(11),
+            Constraint::Length(5),
+            Constraint::Length(1),
+        ],
+    )
+    .header(header)
+    .column_spacing(2);
+    frame.render_widget(table, area);
+}
+
+fn status_bar(model: &Model) -> Line<'static> {
+    let sep = || Span::raw(" · ").dim();
+    let mut spans: Vec<Span<'static>> = vec![Span::raw(" ")];
+    if let Some(f) = &model.fetching {
+        spans.push(Span::styled(
+            format!("{} syncing… {} entries", SPINNER[f.frame % SPINNER.len()], f.received),
+            Style::new().fg(Color::Cyan),
+        ));
+    } else if let Link::Offline(_) = model.link {
+        spans.push(Span::styled("offline", Style::new().fg(Color::Yellow).bold()));
+        if let Some(at) = model.last_sync {
+            spans.push(Span::raw(format!(" — showing the list from {}", clock(model, at))));
+        }
+    } else if let Some(at) = model.last_sync {
+        spans.push(Span::raw(format!("synced {}", clock(model, at))));
+    } else {
+        spans.push(Span::raw("not synced yet").dim());
+    }
+    let pending = model.pending();
+    if pending > 0 {
+        spans.push(sep());
+        let waiting = match &model.retry {
+            Some((_, at)) => format!(
+                "{pending} change{} waiting, next try at {}",
+                if pending == 1 { "" } else { "s" },
+                clock_seconds(model, *at)
+            ),
+            None => format!("{pending} pending"),
+        };
+        spans.push(Span::styled(waiting, Style::new().fg(Color::Yellow)));
+    }
+    if let Some(login) = &model.login_needed {
+        spans.push(sep());
+        spans.push(Span::styled(login.clone(), Style::new().fg(Color::Red).bold()));
+    } else if let Some(error) = &model.error {
+        spans.push(sep());
+        spans.push(Span::styled(error.clone(), Style::new().fg(Color::Red)));
+    }
+    if let Some(notice) = &model.notice {
+        spans.push(sep());
+        spans.push(Span::raw(notice.clone()));
+    }
+    Line::from(spans)
+}
+
+fn clock(model: &Model, at: jiff::Timestamp) -> String {
+    at.to_zoned_datetime(model.tz.clone()).strftime("%H:%M").to_string()
+}
+
+fn clock_seconds(model: &Model, at: jiff::Timestamp) -> String {
+    at.to_zoned_datetime(model.tz.clone()).strftime("%H:%M:%S").to_string()
+}
+
+fn first_key(model: &Model, action: Action) -> String {
+    model
+        .keys
+        .keys_for(action)
+        .first()
+        .map_or_else(|| "—".to_string(), |k| k.label())
+}
+
+fn hint_bar(model: &Model) -> Line<'static> {
+    let hints = [
+        (format!("{}/{}", first_key(model, Action::Increment), first_key(model, Action::Decrement)), "episode"),
+        (format!("{}/{}", first_key(model, Action::Down), first_key(model, Action::Up)), "move"),
+        (first_key(model, Action::Refresh), "sync"),
+        (first_key(model, Action::Help), "help"),
+        (first_key(model, Action::Quit), "quit"),
+    ];
+    let mut spans = vec![Span::raw(" ")];
+    for (key, what) in hints {
+        spans.push(Span::styled(key, Style::new().fg(Color::Cyan).bold()));
+        spans.push(Span::raw(format!(" {what}   ")).dim());
+    }
+    Line::from(spans)
+}
+
+fn draw_help(model: &Model, frame: &mut Frame) {
+    let lines: Vec<Line> = Action::ALL
+        .into_iter()
+        .map(|action| {
+            let keys: Vec<String> = model.keys.keys_for(action).iter().map(|k| k.label()).collect();
+            Line::from(vec![
+                Span::styled(format!("{:>14}", keys.join(" ")), Style::new().fg(Color::Cyan).bold()),
+                Span::raw("  "),
+                Span::raw(action.description()),
+            ])
+        })
+        .chain([
+            Line::raw(""),
+            Line::from(" ↑ = sent, waiting for the service   ! = refused").dim(),
+            Line::from(" Any key closes this help.").dim(),
+        ])
+        .collect();
+    let area = frame.area();
+    let width = 50.min(area.width);
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let popup = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    );
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::new().borders(Borders::ALL).title(" Keys ")),
+        popup,
+    );
+}

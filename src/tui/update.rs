@@ -244,3 +244,191 @@ fn merge(model: &mut Model, mut entries: Vec<ListEntry>) {
     }
     scroll_into_view(model);
 }
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+    use crate::config::KeyMap;
+    use crate::domain::{MediaKind, Service, Status};
+
+    fn entry(id: u64, title: &str, progress: u32, total: Option<u32>) -> ListEntry {
+        ListEntry {
+            id,
+            kind: MediaKind::Anime,
+            title: title.into(),
+            status: Status::Watching,
+            progress,
+            total,
+            score: 0,
+            updated_at: None,
+        }
+    }
+
+    fn model(entries: Vec<ListEntry>) -> Model {
+        let mut m = Model::new(Service::Mal, Some("me".into()), KeyMap::default(), jiff::tz::TimeZone::UTC);
+        m.load(entries, &[]);
+        m
+    }
+
+    fn key(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    fn enqueued(effects: &[Effect]) -> Vec<(u64, u32, u32)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Enqueue {
+                    media_id,
+                    change: Change::Progress(n),
+                    base,
+                    ..
+                } => Some((*media_id, *n, *base)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn three_pluses_show_at_once_and_queue_three_ordered_changes() {
+        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
+        let mut effects = Vec::new();
+        for _ in 0..3 {
+            effects.extend(update(&mut m, key('+')));
+        }
+        assert_eq!(enqueued(&effects), vec![(1, 6, 5), (1, 7, 6), (1, 8, 7)]);
+        assert_eq!(m.rows[0].entry.progress, 8);
+        assert_eq!(m.rows[0].confirmed, 5);
+        assert_eq!(m.pending(), 3);
+        for n in [6, 7] {
+            update(&mut m, Msg::Sync(Event::Delivered { seq: 0, media_id: 1, progress: n }));
+            assert_eq!(m.rows[0].entry.progress, 8, "a confirmation of an older change must not roll back the screen");
+        }
+        update(&mut m, Msg::Sync(Event::Delivered { seq: 0, media_id: 1, progress: 8 }));
+        assert_eq!((m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()), (8, 8, 0));
+    }
+
+    #[test]
+    fn plus_stops_at_the_known_total_and_minus_at_zero() {
+        let mut m = model(vec![entry(1, "Done", 12, Some(12)), entry(2, "Zero", 0, None)]);
+        assert!(update(&mut m, key('+')).is_empty());
+        assert!(m.notice.as_deref().unwrap().contains("no more episodes"));
+        assert_eq!(m.rows[0].entry.progress, 12);
+        update(&mut m, key('j'));
+        assert!(update(&mut m, key('-')).is_empty());
+        assert_eq!(m.rows[1].entry.progress, 0);
+        // An unknown total does not cap.
+        assert_eq!(enqueued(&update(&mut m, key('+'))), vec![(2, 1, 0)]);
+    }
+
+    #[test]
+    fn minus_mirrors_plus() {
+        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
+        assert_eq!(enqueued(&update(&mut m, key('-'))), vec![(1, 4, 5)]);
+        assert_eq!(m.rows[0].entry.progress, 4);
+    }
+
+    #[test]
+    fn a_fetched_list_keeps_unconfirmed_changes_on_screen() {
+        let mut m = model(vec![entry(1, "A", 5, Some(12)), entry(2, "B", 1, Some(3))]);
+        update(&mut m, key('+'));
+        let fetched = vec![entry(1, "A", 5, Some(12)), entry(2, "B", 2, Some(3)), entry(3, "C", 0, None)];
+        update(
+            &mut m,
+            Msg::Sync(Event::ListFetched {
+                entries: fetched,
+                at: jiff::Timestamp::UNIX_EPOCH,
+            }),
+        );
+        let shown: Vec<_> = m.rows.iter().map(|r| (r.entry.id, r.entry.progress, r.pending)).collect();
+        assert_eq!(shown, vec![(1, 6, 1), (2, 2, 0), (3, 0, 0)]);
+        assert_eq!(m.link, Link::Online);
+    }
+
+    #[test]
+    fn loading_lays_queued_changes_over_the_cache() {
+        let mut m = Model::new(Service::Mal, None, KeyMap::default(), jiff::tz::TimeZone::UTC);
+        let op = |seq, n| crate::domain::Op {
+            seq,
+            service: Service::Mal,
+            kind: MediaKind::Anime,
+            media_id: 1,
+            change: Change::Progress(n),
+            base: n - 1,
+            attempts: 0,
+        };
+        m.load(vec![entry(1, "A", 5, Some(12))], &[op(1, 6), op(2, 7)]);
+        assert_eq!((m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()), (7, 5, 2));
+    }
+
+    #[test]
+    fn a_refused_change_rolls_back_to_what_the_service_holds() {
+        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
+        update(&mut m, key('+'));
+        update(
+            &mut m,
+            Msg::Sync(Event::Refused {
+                media_id: 1,
+                error: ProviderError::Rejected("gone".into()),
+            }),
+        );
+        assert_eq!(m.rows[0].entry.progress, 5);
+        assert_eq!(m.rows[0].refused.as_deref(), Some("gone"));
+        assert!(m.error.as_deref().unwrap().contains("gone"));
+    }
+
+    #[test]
+    fn offline_and_expired_sessions_are_remembered() {
+        let mut m = model(vec![entry(1, "A", 5, None)]);
+        update(&mut m, Msg::Sync(Event::ListFailed(ProviderError::Offline("cannot connect".into()))));
+        assert!(matches!(m.link, Link::Offline(_)));
+        update(&mut m, Msg::Sync(Event::LoginNeeded(ProviderError::SessionExpired)));
+        assert!(m.login_needed.as_deref().unwrap().contains("malt --login"));
+        update(&mut m, Msg::Sync(Event::Delivered { seq: 1, media_id: 1, progress: 5 }));
+        assert!(m.login_needed.is_none());
+        assert_eq!(m.link, Link::Online);
+    }
+
+    #[test]
+    fn refresh_starts_one_fetch_at_a_time() {
+        let mut m = model(vec![]);
+        assert_eq!(update::start(&mut m), vec![Effect::Fetch(Status::Watching)]);
+        assert!(update(&mut m, key('r')).is_empty());
+        update(&mut m, Msg::Sync(Event::ListProgress(40)));
+        assert_eq!(m.fetching.as_ref().map(|f| f.received), Some(40));
+        update(&mut m, Msg::Sync(Event::ListFailed(ProviderError::Server("500".into()))));
+        assert_eq!(update(&mut m, key('r')), vec![Effect::Fetch(Status::Watching)]);
+    }
+
+    #[test]
+    fn moving_scrolls_the_list() {
+        let entries = (0..50).map(|i| entry(i, &format!("T{i:02}"), 0, None)).collect();
+        let mut m = model(entries);
+        update(&mut m, Msg::Resize(80, 14)); // 10 list rows
+        for _ in 0..12 {
+            update(&mut m, key('j'));
+        }
+        assert_eq!((m.selected, m.offset), (12, 3));
+        update(&mut m, key('k'));
+        assert_eq!((m.selected, m.offset), (11, 3));
+        update(&mut m, Msg::Key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT)));
+        assert_eq!((m.selected, m.offset), (49, 40));
+        update(&mut m, key('g'));
+        assert_eq!((m.selected, m.offset), (0, 0));
+    }
+
+    #[test]
+    fn help_opens_and_any_key_closes_it_and_q_quits() {
+        let mut m = model(vec![entry(1, "A", 5, None)]);
+        update(&mut m, key('?'));
+        assert!(m.help);
+        assert!(update(&mut m, key('+')).is_empty(), "keys go to the help while it is open");
+        assert!(!m.help);
+        update(&mut m, key('q'));
+        assert!(m.quit);
+    }
+
+    use super::super::update;
+}

@@ -34,6 +34,9 @@ fn title_bar(model: &Model, width: u16) -> Line<'static> {
         Some(name) => format!("{name} @ {} ", model.service.display_name()),
         None => format!("{} ", model.service.display_name()),
     };
+    let used = left.chars().count() + right.chars().count();
+    // Where both do not fit, the account gives way to the list's name.
+    let right = if used > usize::from(width) { String::new() } else { right };
     let gap = usize::from(width).saturating_sub(left.chars().count() + right.chars().count());
     Line::from(vec![
         Span::styled(left, Style::new().bold()),
@@ -68,7 +71,7 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new(text).centered().dim(), line);
         return;
     }
-    let header = TableRow::new(["Title", "Progress", "Score", ""]).style(Style::new().bold().underlined());
+    let header = TableRow::new(["  Title", "Progress", "Score", ""]).style(Style::new().bold().underlined());
     let visible = usize::from(area.height.saturating_sub(1));
     let rows = model
         .rows
@@ -99,7 +102,7 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
                 Style::new()
             };
             TableRow::new(vec![
-                Cell::from(row.entry.title.clone()),
+                Cell::from(format!("{}{}", if i == model.selected { "› " } else { "  " }, row.entry.title)),
                 Cell::from(Span::styled(progress_text(row), progress_style)),
                 Cell::from(score),
                 Cell::from(marker),
@@ -215,7 +218,7 @@ fn draw_help(model: &Model, frame: &mut Frame) {
         ])
         .collect();
     let area = frame.area();
-    let width = 50.min(area.width);
+    let width = 54.min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height);
     let popup = Rect::new(
         area.x + (area.width - width) / 2,
@@ -230,4 +233,102 @@ fn draw_help(model: &Model, frame: &mut Frame) {
             .block(Block::new().borders(Borders::ALL).title(" Keys ")),
         popup,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::config::KeyMap;
+    use crate::domain::{ListEntry, MediaKind, Service, Status};
+    use crate::tui::model::Fetching;
+
+    fn entry(id: u64, title: &str, progress: u32, total: Option<u32>, score: u8) -> ListEntry {
+        ListEntry {
+            id,
+            kind: MediaKind::Anime,
+            title: title.into(),
+            status: Status::Watching,
+            progress,
+            total,
+            score,
+            updated_at: None,
+        }
+    }
+
+    fn sample() -> Model {
+        let mut m = Model::new(Service::Mal, Some("fakeuser".into()), KeyMap::default(), jiff::tz::TimeZone::UTC);
+        m.load(
+            vec![
+                entry(52991, "Sousou no Frieren", 17, Some(28), 10),
+                entry(21, "One Piece", 1071, None, 9),
+                entry(9253, "Steins;Gate", 12, Some(24), 0),
+                entry(1, "Refused One", 3, Some(12), 6),
+            ],
+            &[],
+        );
+        m.rows[1].entry.progress = 1072;
+        m.rows[1].pending = 1;
+        m.rows[3].refused = Some("gone".into());
+        m.selected = 1;
+        m.last_sync = Some("2026-11-25T09:41:00Z".parse().unwrap());
+        m
+    }
+
+    fn draw(model: &Model, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| view(model, f)).unwrap();
+        terminal.backend().to_string()
+    }
+
+    #[test]
+    fn list_with_pending_and_refused_entries() {
+        insta::assert_snapshot!(draw(&sample(), 80, 10));
+    }
+
+    #[test]
+    fn syncing_shows_spinner_and_count() {
+        let mut m = sample();
+        m.fetching = Some(Fetching { received: 1000, frame: 3 });
+        insta::assert_snapshot!(draw(&m, 80, 10));
+    }
+
+    #[test]
+    fn offline_with_changes_waiting() {
+        let mut m = sample();
+        m.link = Link::Offline("cannot connect".into());
+        m.retry = Some(("offline".into(), "2026-11-25T09:45:07Z".parse().unwrap()));
+        insta::assert_snapshot!(draw(&m, 80, 10));
+    }
+
+    #[test]
+    fn expired_session_says_how_to_log_in() {
+        let mut m = sample();
+        m.login_needed = Some(crate::providers::ProviderError::SessionExpired.to_string());
+        insta::assert_snapshot!(draw(&m, 100, 8));
+    }
+
+    #[test]
+    fn empty_list_while_loading() {
+        let mut m = Model::new(Service::Mal, None, KeyMap::default(), jiff::tz::TimeZone::UTC);
+        m.fetching = Some(Fetching::default());
+        insta::assert_snapshot!(draw(&m, 60, 7));
+    }
+
+    #[test]
+    fn help_lists_the_bindings_in_force() {
+        let table: toml::Table = toml::from_str("increment = [\"l\", \"+\"]").unwrap();
+        let mut m = sample();
+        m.keys = KeyMap::from_table(&table).unwrap();
+        m.help = true;
+        insta::assert_snapshot!(draw(&m, 80, 20));
+    }
+
+    #[test]
+    fn narrow_terminal_does_not_break() {
+        insta::assert_snapshot!(draw(&sample(), 30, 6));
+        insta::assert_snapshot!(draw(&sample(), 1, 1));
+    }
 }

@@ -17,7 +17,8 @@ pub struct Files {
 
 impl Files {
     pub fn locate() -> Result<Files, String> {
-        let data = crate::paths::data_dir().map_err(|e| format!("cannot create the data directory: {e}"))?;
+        let data = crate::paths::data_dir()
+            .map_err(|e| format!("cannot create the data directory: {e}"))?;
         Ok(Files { data })
     }
 
@@ -70,7 +71,8 @@ async fn run_list(config: Config, files: Files) -> Result<(), String> {
     }
     let store = Store::open(&files.database()).map_err(|e| e.to_string())?;
     let http = providers::http_client()?;
-    let provider: Arc<dyn Provider> = Arc::new(Mal::new(mal, http, crate::auth::TokenFile::new(token_path)));
+    let provider: Arc<dyn Provider> =
+        Arc::new(Mal::new(mal, http, crate::auth::TokenFile::new(token_path)));
     let app = tui::App {
         provider,
         db: Db::spawn(store),
@@ -114,7 +116,11 @@ fn default_config_exists() -> bool {
 fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = crate::paths::state_dir().ok()?;
     let path = dir.join("malt.log");
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
     let _ = crate::paths::set_mode(&path, 0o600);
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = tracing_subscriber::EnvFilter::try_from_env("MALT_LOG")

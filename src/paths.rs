@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 /// `$XDG_DATA_HOME/malt`: the database and tokens. Created with mode 0700.
 pub fn data_dir() -> io::Result<PathBuf> {
     let dir = dirs::data_dir()
-        .ok_or_else(|| io::Error::other("cannot tell where the data directory is: set XDG_DATA_HOME or HOME"))?
+        .ok_or_else(|| {
+            io::Error::other("cannot tell where the data directory is: set XDG_DATA_HOME or HOME")
+        })?
         .join("malt");
     create_private_dir(&dir)?;
     Ok(dir)
@@ -93,7 +95,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1);

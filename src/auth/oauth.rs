@@ -75,7 +75,12 @@ pub struct OAuthClient {
 }
 
 impl OAuthClient {
-    pub fn new(http: reqwest::Client, token_url: Url, client_id: String, client_secret: Option<String>) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        token_url: Url,
+        client_id: String,
+        client_secret: Option<String>,
+    ) -> Self {
         OAuthClient {
             http,
             token_url,
@@ -85,7 +90,12 @@ impl OAuthClient {
     }
 
     /// Trades an authorization code (with its PKCE verifier) for tokens.
-    pub async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenSet, OAuthError> {
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenSet, OAuthError> {
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -98,11 +108,18 @@ impl OAuthClient {
     /// Spends a refresh token for a new token set. Servers that do not rotate the refresh token
     /// leave the old one in place.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, OAuthError> {
-        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
         self.post(&form, Some(refresh_token)).await
     }
 
-    async fn post(&self, fields: &[(&str, &str)], old_refresh: Option<&str>) -> Result<TokenSet, OAuthError> {
+    async fn post(
+        &self,
+        fields: &[(&str, &str)],
+        old_refresh: Option<&str>,
+    ) -> Result<TokenSet, OAuthError> {
         let mut form: Vec<(&str, &str)> = vec![("client_id", self.client_id.as_str())];
         if let Some(secret) = &self.client_secret {
             form.push(("client_secret", secret.as_str()));
@@ -131,7 +148,11 @@ impl OAuthClient {
                 Err(_) => OAuthError::BadResponse(format!(
                     "HTTP {}{}",
                     status.as_u16(),
-                    if crate::providers::looks_like_html(&body) { ", an HTML page" } else { "" }
+                    if crate::providers::looks_like_html(&body) {
+                        ", an HTML page"
+                    } else {
+                        ""
+                    }
                 )),
             });
         }
@@ -169,13 +190,25 @@ mod tests {
 
     #[test]
     fn mal_error_bodies_read_well() {
-        let verifier = refusal(include_str!("../../tests/fixtures/mal/error-token-invalid_grant-code_verifier.json"));
-        assert!(verifier.contains("did not match this login attempt"), "{verifier}");
-        let expired = refusal(include_str!("../../tests/fixtures/mal/error-token-refresh-expired.json"));
-        assert_eq!(expired, "the saved session is no longer valid (Token has expired)");
-        let client = refusal(r#"{"error":"invalid_client","message":"Client authentication failed"}"#);
+        let verifier = refusal(include_str!(
+            "../../tests/fixtures/mal/error-token-invalid_grant-code_verifier.json"
+        ));
+        assert!(
+            verifier.contains("did not match this login attempt"),
+            "{verifier}"
+        );
+        let expired = refusal(include_str!(
+            "../../tests/fixtures/mal/error-token-refresh-expired.json"
+        ));
+        assert_eq!(
+            expired,
+            "the saved session is no longer valid (Token has expired)"
+        );
+        let client =
+            refusal(r#"{"error":"invalid_client","message":"Client authentication failed"}"#);
         assert!(client.contains("client_id or client_secret"), "{client}");
-        let keycloak = refusal(r#"{"error":"invalid_grant","error_description":"Invalid user credentials"}"#);
+        let keycloak =
+            refusal(r#"{"error":"invalid_grant","error_description":"Invalid user credentials"}"#);
         assert!(keycloak.contains("refused"), "{keycloak}");
     }
 }

@@ -11,7 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 /// How a login attempt failed before any token was issued.
 #[derive(Debug, thiserror::Error)]
 pub enum RedirectError {
-    #[error("cannot listen on {addr} for the login redirect: {source} (is another malt --login running? change redirect_uri to another port, and register it for your API client)")]
+    #[error(
+        "cannot listen on {addr} for the login redirect: {source} (is another malt --login running? change redirect_uri to another port, and register it for your API client)"
+    )]
     Listen {
         addr: String,
         source: std::io::Error,
@@ -73,7 +75,12 @@ pub async fn wait_for_code(
             return Err(RedirectError::TimedOut(give_up_after));
         };
         let Ok((stream, _)) = accepted else { continue };
-        match tokio::time::timeout(Duration::from_secs(10), serve(stream, redirect_uri.path(), state)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            serve(stream, redirect_uri.path(), state),
+        )
+        .await
+        {
             Ok(Ok(Callback::Code(code))) => return Ok(code),
             Ok(Ok(Callback::Denied(reason))) => return Err(RedirectError::Denied(reason)),
             Ok(Ok(Callback::WrongState)) => {
@@ -100,7 +107,9 @@ async fn serve(mut stream: TcpStream, path: &str, state: &str) -> std::io::Resul
         .next()
         .and_then(|line| {
             let mut parts = line.split_whitespace();
-            (parts.next() == Some("GET")).then(|| parts.next()).flatten()
+            (parts.next() == Some("GET"))
+                .then(|| parts.next())
+                .flatten()
         })
         .unwrap_or("");
     let callback = Url::parse("http://127.0.0.1")
@@ -109,10 +118,31 @@ async fn serve(mut stream: TcpStream, path: &str, state: &str) -> std::io::Resul
         .filter(|url| url.path() == path)
         .map_or(Callback::Nothing, |url| classify(&url, state));
     let (status, body) = match &callback {
-        Callback::Code(_) => ("200 OK", page("Logged in", "malt has your login. You can close this tab and go back to the terminal.")),
-        Callback::Denied(_) => ("200 OK", page("Login cancelled", "The login was cancelled. You can close this tab.")),
-        Callback::WrongState => ("400 Bad Request", page("Login refused", "This login link does not belong to the login malt is waiting for. Start again with malt --login.")),
-        Callback::Nothing => ("404 Not Found", page("Not found", "malt is waiting for the login redirect.")),
+        Callback::Code(_) => (
+            "200 OK",
+            page(
+                "Logged in",
+                "malt has your login. You can close this tab and go back to the terminal.",
+            ),
+        ),
+        Callback::Denied(_) => (
+            "200 OK",
+            page(
+                "Login cancelled",
+                "The login was cancelled. You can close this tab.",
+            ),
+        ),
+        Callback::WrongState => (
+            "400 Bad Request",
+            page(
+                "Login refused",
+                "This login link does not belong to the login malt is waiting for. Start again with malt --login.",
+            ),
+        ),
+        Callback::Nothing => (
+            "404 Not Found",
+            page("Not found", "malt is waiting for the login redirect."),
+        ),
     };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n{body}",
@@ -140,7 +170,9 @@ fn classify(url: &Url, state: &str) -> Callback {
     if let Some(error) = get("error") {
         // A denial without a state cannot come from a forged link that matters: it only ends the wait.
         if state_ok || get("state").is_none() {
-            let reason = get("message").or_else(|| get("error_description")).unwrap_or(error);
+            let reason = get("message")
+                .or_else(|| get("error_description"))
+                .unwrap_or(error);
             return Callback::Denied(reason);
         }
         return Callback::WrongState;
@@ -156,12 +188,19 @@ fn classify(url: &Url, state: &str) -> Callback {
 pub fn parse_pasted(input: &str, state: &str) -> Result<String, RedirectError> {
     let input = input.trim();
     if input.is_empty() {
-        return Err(RedirectError::BadPaste("nothing was pasted; run `malt --login --no-browser` again".into()));
+        return Err(RedirectError::BadPaste(
+            "nothing was pasted; run `malt --login --no-browser` again".into(),
+        ));
     }
     if input.contains("://") || input.starts_with('/') || input.starts_with('?') {
         let url = Url::parse(input)
             .or_else(|_| Url::parse("http://127.0.0.1").and_then(|b| b.join(input)))
-            .map_err(|_| RedirectError::BadPaste("that is not a URL malt can read; paste the whole address from the browser".into()))?;
+            .map_err(|_| {
+                RedirectError::BadPaste(
+                    "that is not a URL malt can read; paste the whole address from the browser"
+                        .into(),
+                )
+            })?;
         return match classify(&url, state) {
             Callback::Code(code) => Ok(code),
             Callback::Denied(reason) => Err(RedirectError::Denied(reason)),
@@ -172,7 +211,9 @@ pub fn parse_pasted(input: &str, state: &str) -> Result<String, RedirectError> {
         };
     }
     if input.chars().any(char::is_whitespace) {
-        return Err(RedirectError::BadPaste("paste the redirect address or the code alone".into()));
+        return Err(RedirectError::BadPaste(
+            "paste the redirect address or the code alone".into(),
+        ));
     }
     Ok(input.to_string())
 }
@@ -183,11 +224,17 @@ mod tests {
 
     #[test]
     fn pasted_url_or_code() {
-        assert_eq!(parse_pasted("http://127.0.0.1:53682/callback?code=abc&state=s1", "s1").unwrap(), "abc");
+        assert_eq!(
+            parse_pasted("http://127.0.0.1:53682/callback?code=abc&state=s1", "s1").unwrap(),
+            "abc"
+        );
         assert_eq!(parse_pasted("  abc123 \n", "s1").unwrap(), "abc123");
         assert!(parse_pasted("http://127.0.0.1:53682/callback?code=abc&state=zz", "s1").is_err());
         assert!(matches!(
-            parse_pasted("http://127.0.0.1:53682/callback?error=access_denied&state=s1", "s1"),
+            parse_pasted(
+                "http://127.0.0.1:53682/callback?error=access_denied&state=s1",
+                "s1"
+            ),
             Err(RedirectError::Denied(_))
         ));
         assert!(parse_pasted("", "s1").is_err());
@@ -195,7 +242,9 @@ mod tests {
 
     async fn get(addr: SocketAddr, target: &str) -> String {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -212,7 +261,9 @@ mod tests {
             let ok = get(addr, "/callback?code=right&state=good").await;
             (favicon, wrong, ok)
         });
-        let code = wait_for_code(&listener, &uri, "good", Duration::from_secs(5)).await.unwrap();
+        let code = wait_for_code(&listener, &uri, "good", Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(code, "right");
         let (favicon, wrong, ok) = client.await.unwrap();
         assert!(favicon.starts_with("HTTP/1.1 404"));
@@ -226,9 +277,13 @@ mod tests {
         let listener = bind(&uri).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { get(addr, "/callback?error=access_denied&state=s").await });
-        let err = wait_for_code(&listener, &uri, "s", Duration::from_secs(5)).await.unwrap_err();
+        let err = wait_for_code(&listener, &uri, "s", Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(matches!(err, RedirectError::Denied(_)), "{err}");
-        let err = wait_for_code(&listener, &uri, "s", Duration::from_millis(50)).await.unwrap_err();
+        let err = wait_for_code(&listener, &uri, "s", Duration::from_millis(50))
+            .await
+            .unwrap_err();
         assert!(matches!(err, RedirectError::TimedOut(_)));
     }
 }

@@ -159,10 +159,7 @@ impl Session {
     pub async fn access(&self) -> Result<String, AuthError> {
         let mut state = self.state.lock().await;
         self.reload(&mut state)?;
-        let due = state
-            .tokens
-            .as_ref()
-            .is_some_and(|t| t.remaining() <= 60);
+        let due = state.tokens.as_ref().is_some_and(|t| t.remaining() <= 60);
         if due {
             self.refresh_locked(&mut state).await?;
         }

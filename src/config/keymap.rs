@@ -212,11 +212,18 @@ impl KeyMap {
                             .ok_or_else(|| format!("[keys] {name}: every key must be a string"))
                     })
                     .collect::<Result<_, _>>()?,
-                _ => return Err(format!("[keys] {name}: expected a key like \"j\" or a list of keys")),
+                _ => {
+                    return Err(format!(
+                        "[keys] {name}: expected a key like \"j\" or a list of keys"
+                    ));
+                }
             };
             let keys = specs
                 .iter()
-                .map(|s| Key::parse(s).ok_or_else(|| format!("[keys] {name}: \"{s}\" is not a key malt knows")))
+                .map(|s| {
+                    Key::parse(s)
+                        .ok_or_else(|| format!("[keys] {name}: \"{s}\" is not a key malt knows"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some(slot) = map.bindings.iter_mut().find(|(a, _)| *a == action) {
                 slot.1 = keys;
@@ -253,27 +260,60 @@ mod tests {
     #[test]
     fn defaults_follow_the_design() {
         let map = KeyMap::default();
-        assert_eq!(map.action(&press(KeyCode::Char('j'), KeyModifiers::NONE)), Some(Action::Down));
-        assert_eq!(map.action(&press(KeyCode::Char('G'), KeyModifiers::SHIFT)), Some(Action::Bottom));
-        assert_eq!(map.action(&press(KeyCode::Char('+'), KeyModifiers::SHIFT)), Some(Action::Increment));
-        assert_eq!(map.action(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
-        assert_eq!(map.action(&press(KeyCode::Char('c'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            map.action(&press(KeyCode::Char('j'), KeyModifiers::NONE)),
+            Some(Action::Down)
+        );
+        assert_eq!(
+            map.action(&press(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+            Some(Action::Bottom)
+        );
+        assert_eq!(
+            map.action(&press(KeyCode::Char('+'), KeyModifiers::SHIFT)),
+            Some(Action::Increment)
+        );
+        assert_eq!(
+            map.action(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
+        assert_eq!(
+            map.action(&press(KeyCode::Char('c'), KeyModifiers::NONE)),
+            None
+        );
     }
 
     #[test]
     fn keys_table_rebinds() {
-        let table: toml::Table = toml::from_str("increment = [\"l\", \"right\"]\nquit = \"ctrl-q\"").unwrap();
+        let table: toml::Table =
+            toml::from_str("increment = [\"l\", \"right\"]\nquit = \"ctrl-q\"").unwrap();
         let map = KeyMap::from_table(&table).unwrap();
-        assert_eq!(map.action(&press(KeyCode::Right, KeyModifiers::NONE)), Some(Action::Increment));
-        assert_eq!(map.action(&press(KeyCode::Char('+'), KeyModifiers::NONE)), None);
-        assert_eq!(map.action(&press(KeyCode::Char('q'), KeyModifiers::CONTROL)), Some(Action::Quit));
+        assert_eq!(
+            map.action(&press(KeyCode::Right, KeyModifiers::NONE)),
+            Some(Action::Increment)
+        );
+        assert_eq!(
+            map.action(&press(KeyCode::Char('+'), KeyModifiers::NONE)),
+            None
+        );
+        assert_eq!(
+            map.action(&press(KeyCode::Char('q'), KeyModifiers::CONTROL)),
+            Some(Action::Quit)
+        );
     }
 
     #[test]
     fn bad_keys_table_is_explained() {
         let table: toml::Table = toml::from_str("jump = \"x\"").unwrap();
-        assert!(KeyMap::from_table(&table).unwrap_err().contains("no such action"));
+        assert!(
+            KeyMap::from_table(&table)
+                .unwrap_err()
+                .contains("no such action")
+        );
         let table: toml::Table = toml::from_str("up = \"hyper-x\"").unwrap();
-        assert!(KeyMap::from_table(&table).unwrap_err().contains("not a key"));
+        assert!(
+            KeyMap::from_table(&table)
+                .unwrap_err()
+                .contains("not a key")
+        );
     }
 }

@@ -62,7 +62,10 @@ impl std::fmt::Debug for MalConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MalConfig")
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("redirect_uri", &self.redirect_uri.as_str())
             .field("api_url", &self.api_url.as_str())
             .field("auth_url", &self.auth_url.as_str())
@@ -135,7 +138,10 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let mal = raw.mal.map(|m| validate_mal(m).map_err(value_error)).transpose()?;
+        let mal = raw
+            .mal
+            .map(|m| validate_mal(m).map_err(value_error))
+            .transpose()?;
         let keys = match raw.keys {
             Some(table) => KeyMap::from_table(&table).map_err(value_error)?,
             None => KeyMap::default(),
@@ -151,7 +157,9 @@ impl Config {
     pub fn require_mal(&self) -> Result<&MalConfig, ConfigError> {
         self.mal.as_ref().ok_or_else(|| ConfigError::Value {
             path: self.path.clone(),
-            message: "there is no [mal] table: add one with your client_id (see config.example.toml)".into(),
+            message:
+                "there is no [mal] table: add one with your client_id (see config.example.toml)"
+                    .into(),
         })
     }
 }
@@ -165,7 +173,11 @@ fn validate_mal(raw: RawMal) -> Result<MalConfig, String> {
         .client_secret
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
-    let redirect_uri = parse_url("redirect_uri", raw.redirect_uri.as_deref(), DEFAULT_REDIRECT_URI)?;
+    let redirect_uri = parse_url(
+        "redirect_uri",
+        raw.redirect_uri.as_deref(),
+        DEFAULT_REDIRECT_URI,
+    )?;
     check_loopback_redirect(&redirect_uri)?;
     let api_url = parse_url("api_url", raw.api_url.as_deref(), MAL_API_URL)?;
     let auth_url = parse_url("auth_url", raw.auth_url.as_deref(), MAL_AUTH_URL)?;
@@ -243,7 +255,9 @@ mod tests {
     fn missing_client_id_says_where_to_get_one() {
         let msg = parse("[mal]\n").unwrap_err().to_string();
         assert!(msg.contains("client_id is missing"), "{msg}");
-        let msg = parse("[mal]\nclient_id = \"  \"\n").unwrap_err().to_string();
+        let msg = parse("[mal]\nclient_id = \"  \"\n")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("client_id is missing"), "{msg}");
     }
 
@@ -252,7 +266,10 @@ mod tests {
         let msg = parse("[mal]\nclient_id = \"a\"\napi_url = \"not a url\"\n")
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("api_url = \"not a url\" is not a valid URL"), "{msg}");
+        assert!(
+            msg.contains("api_url = \"not a url\" is not a valid URL"),
+            "{msg}"
+        );
         let msg = parse("[mal]\nclient_id = \"a\"\nredirect_uri = \"https://example.com/cb\"\n")
             .unwrap_err()
             .to_string();
@@ -276,6 +293,38 @@ mod tests {
         let msg = Config::load(Path::new("/nonexistent/malt.toml"))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("no config file at /nonexistent/malt.toml"), "{msg}");
+        assert!(
+            msg.contains("no config file at /nonexistent/malt.toml"),
+            "{msg}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    /// The shipped example must stay loadable and in step with what the code accepts.
+    #[test]
+    fn config_example_parses() {
+        let text = include_str!("../../config.example.toml");
+        let cfg = Config::parse(Path::new("config.example.toml"), text).unwrap();
+        assert_eq!(cfg.keys, KeyMap::default());
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|l| l.contains(" = "))
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg = Config::parse(Path::new("config.example.toml"), &uncommented).unwrap();
+        assert_eq!(
+            cfg.keys,
+            KeyMap::default(),
+            "the commented keys must be the defaults"
+        );
+        assert!(cfg.mal.unwrap().client_secret.is_some());
     }
 }

@@ -69,7 +69,9 @@ impl Demo {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ListEntry>> {
         // The list is plain data: a panic elsewhere cannot leave it half-changed.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -84,7 +86,12 @@ impl Provider for Demo {
         status: Status,
         arrived: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<Vec<ListEntry>, ProviderError> {
-        let all: Vec<ListEntry> = self.lock().iter().filter(|e| e.status == status).cloned().collect();
+        let all: Vec<ListEntry> = self
+            .lock()
+            .iter()
+            .filter(|e| e.status == status)
+            .cloned()
+            .collect();
         // Two "pages", as a real service would send them.
         let half = all.len() / 2;
         tokio::time::sleep(self.latency).await;
@@ -94,7 +101,12 @@ impl Provider for Demo {
         Ok(all)
     }
 
-    async fn apply(&self, _kind: MediaKind, media_id: u64, change: Change) -> Result<Ack, ProviderError> {
+    async fn apply(
+        &self,
+        _kind: MediaKind,
+        media_id: u64,
+        change: Change,
+    ) -> Result<Ack, ProviderError> {
         tokio::time::sleep(self.latency).await;
         let Change::Progress(progress) = change;
         let mut entries = self.lock();

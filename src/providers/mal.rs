@@ -87,7 +87,11 @@ pub enum LoginError {
     Other(String),
 }
 
-async fn who_am_i(http: &reqwest::Client, api_url: &Url, tokens: &TokenSet) -> Result<String, LoginError> {
+async fn who_am_i(
+    http: &reqwest::Client,
+    api_url: &Url,
+    tokens: &TokenSet,
+) -> Result<String, LoginError> {
     #[derive(Deserialize)]
     struct Me {
         name: String,
@@ -115,7 +119,10 @@ impl Mal {
 
     /// Sends a request built by `build` with the current access token. On 401 the session is
     /// refreshed (once, however many requests were rejected together) and the request retried once.
-    async fn send(&self, build: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<Response, ProviderError> {
+    async fn send(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<Response, ProviderError> {
         let token = self.session.access().await?;
         let response = build(&token)
             .send()
@@ -267,7 +274,10 @@ fn entry_from_item(value: serde_json::Value, wanted: Status) -> Option<ListEntry
             item.node.title
         },
         status,
-        progress: list.as_ref().and_then(|l| l.num_episodes_watched).unwrap_or(0),
+        progress: list
+            .as_ref()
+            .and_then(|l| l.num_episodes_watched)
+            .unwrap_or(0),
         // MAL says 0 when it does not know the number of episodes yet.
         total: item.node.num_episodes.filter(|n| *n > 0),
         score: list.as_ref().and_then(|l| l.score).unwrap_or(0).min(10),
@@ -301,7 +311,11 @@ impl Provider for Mal {
                 .send(|token| self.http.get(url.clone()).bearer_auth(token))
                 .await?;
             let page: Page = read_json(response).await?;
-            for entry in page.data.into_iter().filter_map(|v| entry_from_item(v, status)) {
+            for entry in page
+                .data
+                .into_iter()
+                .filter_map(|v| entry_from_item(v, status))
+            {
                 // Entries can shift between pages while the list changes; keep each once.
                 if seen.insert(entry.id) {
                     entries.push(entry);
@@ -311,8 +325,11 @@ impl Provider for Mal {
             let Some(next) = page.paging.next.filter(|n| !n.is_empty()) else {
                 return Ok(entries);
             };
-            let next = Url::parse(&next)
-                .map_err(|_| ProviderError::BadResponse("MyAnimeList sent a next-page link malt cannot read".into()))?;
+            let next = Url::parse(&next).map_err(|_| {
+                ProviderError::BadResponse(
+                    "MyAnimeList sent a next-page link malt cannot read".into(),
+                )
+            })?;
             if !self.same_origin(&next) {
                 return Err(ProviderError::BadResponse(
                     "MyAnimeList sent a next-page link to another server; not following it".into(),
@@ -325,7 +342,12 @@ impl Provider for Mal {
         )))
     }
 
-    async fn apply(&self, kind: MediaKind, media_id: u64, change: Change) -> Result<Ack, ProviderError> {
+    async fn apply(
+        &self,
+        kind: MediaKind,
+        media_id: u64,
+        change: Change,
+    ) -> Result<Ack, ProviderError> {
         let MediaKind::Anime = kind;
         let Change::Progress(episodes) = change;
         let url = format!("{}/anime/{media_id}/my_list_status", self.api);
@@ -356,10 +378,13 @@ mod tests {
     use super::*;
 
     fn cfg() -> MalConfig {
-        crate::config::Config::parse(std::path::Path::new("c.toml"), "[mal]\nclient_id = \"cid\"\n")
-            .unwrap()
-            .mal
-            .unwrap()
+        crate::config::Config::parse(
+            std::path::Path::new("c.toml"),
+            "[mal]\nclient_id = \"cid\"\n",
+        )
+        .unwrap()
+        .mal
+        .unwrap()
     }
 
     #[test]
@@ -377,7 +402,10 @@ mod tests {
 
     #[test]
     fn recorded_list_page_parses() {
-        let page: Page = serde_json::from_str(include_str!("../../tests/fixtures/mal/user-animelist-page.json")).unwrap();
+        let page: Page = serde_json::from_str(include_str!(
+            "../../tests/fixtures/mal/user-animelist-page.json"
+        ))
+        .unwrap();
         let entries: Vec<_> = page
             .data
             .into_iter()
@@ -395,21 +423,34 @@ mod tests {
         });
         let e = entry_from_item(item, Status::Watching).unwrap();
         assert_eq!((e.total, e.score, e.progress), (None, 0, 3));
-        assert!(entry_from_item(serde_json::json!({"node": {"id": "x"}}), Status::Watching).is_none());
+        assert!(
+            entry_from_item(serde_json::json!({"node": {"id": "x"}}), Status::Watching).is_none()
+        );
     }
 
     #[test]
     fn patch_response_uses_the_other_field_name() {
-        let s: AnimeListStatus =
-            serde_json::from_str(include_str!("../../tests/fixtures/mal/patch-anime-my_list_status-response.json")).unwrap();
+        let s: AnimeListStatus = serde_json::from_str(include_str!(
+            "../../tests/fixtures/mal/patch-anime-my_list_status-response.json"
+        ))
+        .unwrap();
         assert!(s.num_episodes_watched.is_some());
     }
 
     #[test]
     fn error_details_read_mal_bodies_and_html() {
-        assert_eq!(error_detail(br#"{"error":"bad_request","message":"invalid q"}"#), ": invalid q");
-        assert_eq!(error_detail(br#"{"message":"","error":"forbidden"}"#), ": forbidden");
-        assert_eq!(error_detail(b"  <html><body>blocked</body></html>"), ", an HTML page");
+        assert_eq!(
+            error_detail(br#"{"error":"bad_request","message":"invalid q"}"#),
+            ": invalid q"
+        );
+        assert_eq!(
+            error_detail(br#"{"message":"","error":"forbidden"}"#),
+            ": forbidden"
+        );
+        assert_eq!(
+            error_detail(b"  <html><body>blocked</body></html>"),
+            ", an HTML page"
+        );
         assert_eq!(error_detail(b"garbage"), "");
     }
 }

@@ -49,7 +49,10 @@ impl ProviderError {
 
     /// Only a new login helps.
     pub fn needs_login(&self) -> bool {
-        matches!(self, ProviderError::NotLoggedIn | ProviderError::SessionExpired)
+        matches!(
+            self,
+            ProviderError::NotLoggedIn | ProviderError::SessionExpired
+        )
     }
 }
 
@@ -79,7 +82,12 @@ pub trait Provider: Send + Sync {
     ) -> Result<Vec<ListEntry>, ProviderError>;
 
     /// Sends one change; answers with what the service now holds.
-    async fn apply(&self, kind: MediaKind, media_id: u64, change: Change) -> Result<Ack, ProviderError>;
+    async fn apply(
+        &self,
+        kind: MediaKind,
+        media_id: u64,
+        change: Change,
+    ) -> Result<Ack, ProviderError>;
 
     /// Renews the session when it is about to expire. Returns when to call again, or `None` when
     /// the service's session never needs renewing.
@@ -117,7 +125,11 @@ pub fn looks_like_html(body: &[u8]) -> bool {
 /// The one HTTP client every provider shares: connect and request timeouts, a proper User-Agent.
 pub fn http_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
-        .user_agent(concat!("malt/", env!("CARGO_PKG_VERSION"), " (terminal list tracker)"))
+        .user_agent(concat!(
+            "malt/",
+            env!("CARGO_PKG_VERSION"),
+            " (terminal list tracker)"
+        ))
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
         .build()

@@ -17,18 +17,21 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![service.key(), MediaKind::Anime.key(), status.key()], |r| {
-                Ok(ListEntry {
-                    id: r.get::<_, i64>(0)? as u64,
-                    kind: MediaKind::Anime,
-                    title: r.get(1)?,
-                    status,
-                    progress: r.get(2)?,
-                    total: r.get(3)?,
-                    score: r.get(4)?,
-                    updated_at: r.get(5)?,
-                })
-            })
+            .query_map(
+                params![service.key(), MediaKind::Anime.key(), status.key()],
+                |r| {
+                    Ok(ListEntry {
+                        id: r.get::<_, i64>(0)? as u64,
+                        kind: MediaKind::Anime,
+                        title: r.get(1)?,
+                        status,
+                        progress: r.get(2)?,
+                        total: r.get(3)?,
+                        score: r.get(4)?,
+                        updated_at: r.get(5)?,
+                    })
+                },
+            )
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
@@ -100,15 +103,27 @@ mod tests {
     fn replace_then_read_back_sorted() {
         let mut store = Store::open_in_memory().unwrap();
         store
-            .replace_entries(Service::Mal, Status::Watching, &[entry(2, "beta", 1), entry(1, "Alpha", 3)])
+            .replace_entries(
+                Service::Mal,
+                Status::Watching,
+                &[entry(2, "beta", 1), entry(1, "Alpha", 3)],
+            )
             .unwrap();
         let got = store.entries(Service::Mal, Status::Watching).unwrap();
         assert_eq!(got, vec![entry(1, "Alpha", 3), entry(2, "beta", 1)]);
         store
             .replace_entries(Service::Mal, Status::Watching, &[entry(2, "beta", 2)])
             .unwrap();
-        assert_eq!(store.entries(Service::Mal, Status::Watching).unwrap(), vec![entry(2, "beta", 2)]);
-        assert!(store.entries(Service::Demo, Status::Watching).unwrap().is_empty());
+        assert_eq!(
+            store.entries(Service::Mal, Status::Watching).unwrap(),
+            vec![entry(2, "beta", 2)]
+        );
+        assert!(
+            store
+                .entries(Service::Demo, Status::Watching)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -117,17 +132,26 @@ mod tests {
         let path = dir.path().join("malt.db");
         {
             let mut store = Store::open(&path).unwrap();
-            store.replace_entries(Service::Mal, Status::Watching, &[entry(5, "Kept", 4)]).unwrap();
+            store
+                .replace_entries(Service::Mal, Status::Watching, &[entry(5, "Kept", 4)])
+                .unwrap();
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.entries(Service::Mal, Status::Watching).unwrap(), vec![entry(5, "Kept", 4)]);
+        assert_eq!(
+            store.entries(Service::Mal, Status::Watching).unwrap(),
+            vec![entry(5, "Kept", 4)]
+        );
     }
 
     #[test]
     fn a_file_that_is_not_a_database_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("malt.db");
-        std::fs::write(&path, b"this is not sqlite, just some text that is long enough to matter").unwrap();
+        std::fs::write(
+            &path,
+            b"this is not sqlite, just some text that is long enough to matter",
+        )
+        .unwrap();
         let err = Store::open(&path).err().expect("must fail");
         assert!(err.to_string().contains("malt.db"), "{err}");
     }

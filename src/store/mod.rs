@@ -69,8 +69,10 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite)?;
         if wal {
-            conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
-            conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(sqlite)?;
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(sqlite)?;
         }
         migrations::migrate(&mut conn)
             .map_err(sqlite)?
@@ -89,7 +91,11 @@ impl Store {
     }
 
     /// A per-service fact (account name, last sync time).
-    pub fn meta(&self, service: crate::domain::Service, key: &str) -> Result<Option<String>, StoreError> {
+    pub fn meta(
+        &self,
+        service: crate::domain::Service,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
         use rusqlite::OptionalExtension;
         self.conn
             .query_row(
@@ -101,7 +107,12 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    pub fn set_meta(&self, service: crate::domain::Service, key: &str, value: &str) -> Result<(), StoreError> {
+    pub fn set_meta(
+        &self,
+        service: crate::domain::Service,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO meta (service, key, value) VALUES (?1, ?2, ?3)

@@ -57,7 +57,15 @@ impl Store {
             .execute(
                 "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![service.key(), kind.key(), media_id as i64, field, value, base, now_ms],
+                params![
+                    service.key(),
+                    kind.key(),
+                    media_id as i64,
+                    field,
+                    value,
+                    base,
+                    now_ms
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
@@ -65,7 +73,9 @@ impl Store {
 
     /// Every change still waiting to be delivered (not given up on), oldest first.
     pub fn pending(&self, service: Service) -> Result<Vec<Op>, StoreError> {
-        let sql = format!("SELECT {OP_COLUMNS} FROM outbox WHERE service = ?1 AND failed = 0 ORDER BY seq");
+        let sql = format!(
+            "SELECT {OP_COLUMNS} FROM outbox WHERE service = ?1 AND failed = 0 ORDER BY seq"
+        );
         self.select_ops(&sql, params![service.key()])
     }
 
@@ -108,7 +118,12 @@ impl Store {
             .map_err(err)?;
         tx.execute(
             "UPDATE entries SET progress = ?1 WHERE service = ?2 AND kind = ?3 AND id = ?4",
-            params![confirmed_progress, op.service.key(), op.kind.key(), op.media_id as i64],
+            params![
+                confirmed_progress,
+                op.service.key(),
+                op.kind.key(),
+                op.media_id as i64
+            ],
         )
         .map_err(err)?;
         tx.commit().map_err(err)
@@ -159,8 +174,15 @@ mod tests {
     }
 
     fn push(s: &mut Store, id: u64, n: u32) -> i64 {
-        s.enqueue(Service::Mal, MediaKind::Anime, id, Change::Progress(n), n - 1, 0)
-            .unwrap()
+        s.enqueue(
+            Service::Mal,
+            MediaKind::Anime,
+            id,
+            Change::Progress(n),
+            n - 1,
+            0,
+        )
+        .unwrap()
     }
 
     fn values(ops: &[Op]) -> Vec<(u64, u32)> {
@@ -178,7 +200,10 @@ mod tests {
         push(&mut s, 1, 7);
         push(&mut s, 2, 3);
         push(&mut s, 1, 8);
-        assert_eq!(values(&s.due(Service::Mal, 0).unwrap()), vec![(1, 6), (2, 3)]);
+        assert_eq!(
+            values(&s.due(Service::Mal, 0).unwrap()),
+            vec![(1, 6), (2, 3)]
+        );
         assert_eq!(s.pending(Service::Mal).unwrap().len(), 4);
     }
 
@@ -209,7 +234,10 @@ mod tests {
         .unwrap();
         assert_eq!(values(&s.due(Service::Mal, 1_000).unwrap()), vec![(2, 1)]);
         assert_eq!(s.next_attempt_at(Service::Mal).unwrap(), Some(0));
-        assert_eq!(values(&s.due(Service::Mal, 5_000).unwrap()), vec![(1, 6), (2, 1)]);
+        assert_eq!(
+            values(&s.due(Service::Mal, 5_000).unwrap()),
+            vec![(1, 6), (2, 1)]
+        );
     }
 
     #[test]

@@ -8,7 +8,12 @@ use crate::providers::Provider;
 use crate::store::Db;
 
 /// Fetches every page of one status, stores it in the cache, and tells the UI.
-pub async fn fetch_list(provider: Arc<dyn Provider>, db: Db, status: Status, events: UnboundedSender<Event>) {
+pub async fn fetch_list(
+    provider: Arc<dyn Provider>,
+    db: Db,
+    status: Status,
+    events: UnboundedSender<Event>,
+) {
     let progress = events.clone();
     let arrived = move |n: usize| {
         let _ = progress.send(Event::ListProgress(n));

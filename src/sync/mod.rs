@@ -24,7 +24,11 @@ pub enum Event {
     },
     ListFailed(ProviderError),
     /// The service confirmed a change.
-    Delivered { seq: i64, media_id: u64, progress: u32 },
+    Delivered {
+        seq: i64,
+        media_id: u64,
+        progress: u32,
+    },
     /// A change could not be delivered now; it will be tried again at `next_at`.
     Retrying {
         media_id: u64,
@@ -39,7 +43,10 @@ pub enum Event {
     /// The session needs a new login; changes stay queued.
     LoginNeeded(ProviderError),
     /// A change could not even be written to the local database.
-    NotSaved { media_id: u64, error: String },
+    NotSaved {
+        media_id: u64,
+        error: String,
+    },
 }
 
 /// Milliseconds since the Unix epoch.

@@ -25,7 +25,9 @@ pub struct Worker {
 /// exactly the service's word when it says how long.
 pub fn backoff(attempts: u32, error: &ProviderError) -> Duration {
     match error {
-        ProviderError::Throttled { wait: Some(wait), .. } => return *wait,
+        ProviderError::Throttled {
+            wait: Some(wait), ..
+        } => return *wait,
         ProviderError::Throttled { wait: None, .. } => {
             let minutes = 5u64.saturating_mul(1 << attempts.saturating_sub(1).min(3));
             return Duration::from_secs(minutes * 60);
@@ -54,10 +56,16 @@ impl Worker {
                 }
             };
             if due.is_empty() {
-                let next = self.db.call(move |s| s.next_attempt_at(service)).await.ok().flatten();
+                let next = self
+                    .db
+                    .call(move |s| s.next_attempt_at(service))
+                    .await
+                    .ok()
+                    .flatten();
                 match next {
                     Some(at) => {
-                        let wait = Duration::from_millis((at - now_ms()).clamp(0, 3_600_000) as u64);
+                        let wait =
+                            Duration::from_millis((at - now_ms()).clamp(0, 3_600_000) as u64);
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
                             _ = self.wake.notified() => {}
@@ -88,7 +96,12 @@ impl Worker {
     /// Sends one change and records the outcome.
     async fn deliver(&self, op: &Op) -> Result<(), ProviderError> {
         let Change::Progress(value) = op.change;
-        tracing::debug!(seq = op.seq, media_id = op.media_id, value, "sending change");
+        tracing::debug!(
+            seq = op.seq,
+            media_id = op.media_id,
+            value,
+            "sending change"
+        );
         match self.provider.apply(op.kind, op.media_id, op.change).await {
             Ok(ack) => {
                 let done = op.clone();
@@ -114,10 +127,19 @@ impl Worker {
             }
             Err(error) => {
                 // A login problem is not the change's fault: it does not count as an attempt.
-                let attempts = if error.needs_login() { op.attempts } else { op.attempts + 1 };
+                let attempts = if error.needs_login() {
+                    op.attempts
+                } else {
+                    op.attempts + 1
+                };
                 let wait = backoff(attempts.max(1), &error);
                 let next_at_ms = now_ms() + wait.as_millis() as i64;
-                tracing::info!(seq = op.seq, attempts, wait_ms = wait.as_millis() as u64, "change not delivered: {error}");
+                tracing::info!(
+                    seq = op.seq,
+                    attempts,
+                    wait_ms = wait.as_millis() as u64,
+                    "change not delivered: {error}"
+                );
                 let retry = Retry {
                     attempts,
                     next_attempt_at_ms: next_at_ms,
@@ -129,7 +151,8 @@ impl Worker {
                     let _ = self.events.send(Event::Retrying {
                         media_id: op.media_id,
                         error: error.clone(),
-                        next_at: jiff::Timestamp::from_millisecond(next_at_ms).unwrap_or_else(|_| jiff::Timestamp::now()),
+                        next_at: jiff::Timestamp::from_millisecond(next_at_ms)
+                            .unwrap_or_else(|_| jiff::Timestamp::now()),
                     });
                 }
                 Err(error)

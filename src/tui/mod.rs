@@ -48,7 +48,12 @@ pub async fn initial_model(app: &App) -> Result<Model, crate::store::StoreError>
             ))
         })
         .await?;
-    let mut model = Model::new(service, account, app.keys.clone(), jiff::tz::TimeZone::system());
+    let mut model = Model::new(
+        service,
+        account,
+        app.keys.clone(),
+        jiff::tz::TimeZone::system(),
+    );
     model.load(entries, &pending);
     model.last_sync = last_sync.and_then(|s| s.parse().ok());
     Ok(model)
@@ -121,7 +126,11 @@ impl Runtime {
     }
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, model: &mut Model, app: &App) -> color_eyre::Result<()> {
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    model: &mut Model,
+    app: &App,
+) -> color_eyre::Result<()> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let runtime = Runtime {
         provider: app.provider.clone(),

@@ -62,7 +62,12 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn new(service: Service, account: Option<String>, keys: KeyMap, tz: jiff::tz::TimeZone) -> Model {
+    pub fn new(
+        service: Service,
+        account: Option<String>,
+        keys: KeyMap,
+        tz: jiff::tz::TimeZone,
+    ) -> Model {
         Model {
             service,
             account,

@@ -148,7 +148,9 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             model.fetching = None;
             failure(model, error);
         }
-        Event::Delivered { media_id, progress, .. } => {
+        Event::Delivered {
+            media_id, progress, ..
+        } => {
             model.link = Link::Online;
             model.login_needed = None;
             if let Some(row) = model.row_mut(media_id) {
@@ -237,10 +239,8 @@ fn merge(model: &mut Model, mut entries: Vec<ListEntry>) {
             }
         })
         .collect();
-    if let Some(id) = selected_id {
-        if let Some(i) = model.rows.iter().position(|r| r.entry.id == id) {
-            model.selected = i;
-        }
+    if let Some(i) = selected_id.and_then(|id| model.rows.iter().position(|r| r.entry.id == id)) {
+        model.selected = i;
     }
     scroll_into_view(model);
 }
@@ -267,7 +267,12 @@ mod tests {
     }
 
     fn model(entries: Vec<ListEntry>) -> Model {
-        let mut m = Model::new(Service::Mal, Some("me".into()), KeyMap::default(), jiff::tz::TimeZone::UTC);
+        let mut m = Model::new(
+            Service::Mal,
+            Some("me".into()),
+            KeyMap::default(),
+            jiff::tz::TimeZone::UTC,
+        );
         m.load(entries, &[]);
         m
     }
@@ -303,16 +308,39 @@ mod tests {
         assert_eq!(m.rows[0].confirmed, 5);
         assert_eq!(m.pending(), 3);
         for n in [6, 7] {
-            update(&mut m, Msg::Sync(Event::Delivered { seq: 0, media_id: 1, progress: n }));
-            assert_eq!(m.rows[0].entry.progress, 8, "a confirmation of an older change must not roll back the screen");
+            update(
+                &mut m,
+                Msg::Sync(Event::Delivered {
+                    seq: 0,
+                    media_id: 1,
+                    progress: n,
+                }),
+            );
+            assert_eq!(
+                m.rows[0].entry.progress, 8,
+                "a confirmation of an older change must not roll back the screen"
+            );
         }
-        update(&mut m, Msg::Sync(Event::Delivered { seq: 0, media_id: 1, progress: 8 }));
-        assert_eq!((m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()), (8, 8, 0));
+        update(
+            &mut m,
+            Msg::Sync(Event::Delivered {
+                seq: 0,
+                media_id: 1,
+                progress: 8,
+            }),
+        );
+        assert_eq!(
+            (m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()),
+            (8, 8, 0)
+        );
     }
 
     #[test]
     fn plus_stops_at_the_known_total_and_minus_at_zero() {
-        let mut m = model(vec![entry(1, "Done", 12, Some(12)), entry(2, "Zero", 0, None)]);
+        let mut m = model(vec![
+            entry(1, "Done", 12, Some(12)),
+            entry(2, "Zero", 0, None),
+        ]);
         assert!(update(&mut m, key('+')).is_empty());
         assert!(m.notice.as_deref().unwrap().contains("no more episodes"));
         assert_eq!(m.rows[0].entry.progress, 12);
@@ -334,7 +362,11 @@ mod tests {
     fn a_fetched_list_keeps_unconfirmed_changes_on_screen() {
         let mut m = model(vec![entry(1, "A", 5, Some(12)), entry(2, "B", 1, Some(3))]);
         update(&mut m, key('+'));
-        let fetched = vec![entry(1, "A", 5, Some(12)), entry(2, "B", 2, Some(3)), entry(3, "C", 0, None)];
+        let fetched = vec![
+            entry(1, "A", 5, Some(12)),
+            entry(2, "B", 2, Some(3)),
+            entry(3, "C", 0, None),
+        ];
         update(
             &mut m,
             Msg::Sync(Event::ListFetched {
@@ -342,14 +374,23 @@ mod tests {
                 at: jiff::Timestamp::UNIX_EPOCH,
             }),
         );
-        let shown: Vec<_> = m.rows.iter().map(|r| (r.entry.id, r.entry.progress, r.pending)).collect();
+        let shown: Vec<_> = m
+            .rows
+            .iter()
+            .map(|r| (r.entry.id, r.entry.progress, r.pending))
+            .collect();
         assert_eq!(shown, vec![(1, 6, 1), (2, 2, 0), (3, 0, 0)]);
         assert_eq!(m.link, Link::Online);
     }
 
     #[test]
     fn loading_lays_queued_changes_over_the_cache() {
-        let mut m = Model::new(Service::Mal, None, KeyMap::default(), jiff::tz::TimeZone::UTC);
+        let mut m = Model::new(
+            Service::Mal,
+            None,
+            KeyMap::default(),
+            jiff::tz::TimeZone::UTC,
+        );
         let op = |seq, n| crate::domain::Op {
             seq,
             service: Service::Mal,
@@ -360,7 +401,10 @@ mod tests {
             attempts: 0,
         };
         m.load(vec![entry(1, "A", 5, Some(12))], &[op(1, 6), op(2, 7)]);
-        assert_eq!((m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()), (7, 5, 2));
+        assert_eq!(
+            (m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()),
+            (7, 5, 2)
+        );
     }
 
     #[test]
@@ -382,11 +426,26 @@ mod tests {
     #[test]
     fn offline_and_expired_sessions_are_remembered() {
         let mut m = model(vec![entry(1, "A", 5, None)]);
-        update(&mut m, Msg::Sync(Event::ListFailed(ProviderError::Offline("cannot connect".into()))));
+        update(
+            &mut m,
+            Msg::Sync(Event::ListFailed(ProviderError::Offline(
+                "cannot connect".into(),
+            ))),
+        );
         assert!(matches!(m.link, Link::Offline(_)));
-        update(&mut m, Msg::Sync(Event::LoginNeeded(ProviderError::SessionExpired)));
+        update(
+            &mut m,
+            Msg::Sync(Event::LoginNeeded(ProviderError::SessionExpired)),
+        );
         assert!(m.login_needed.as_deref().unwrap().contains("malt --login"));
-        update(&mut m, Msg::Sync(Event::Delivered { seq: 1, media_id: 1, progress: 5 }));
+        update(
+            &mut m,
+            Msg::Sync(Event::Delivered {
+                seq: 1,
+                media_id: 1,
+                progress: 5,
+            }),
+        );
         assert!(m.login_needed.is_none());
         assert_eq!(m.link, Link::Online);
     }
@@ -398,13 +457,21 @@ mod tests {
         assert!(update(&mut m, key('r')).is_empty());
         update(&mut m, Msg::Sync(Event::ListProgress(40)));
         assert_eq!(m.fetching.as_ref().map(|f| f.received), Some(40));
-        update(&mut m, Msg::Sync(Event::ListFailed(ProviderError::Server("500".into()))));
-        assert_eq!(update(&mut m, key('r')), vec![Effect::Fetch(Status::Watching)]);
+        update(
+            &mut m,
+            Msg::Sync(Event::ListFailed(ProviderError::Server("500".into()))),
+        );
+        assert_eq!(
+            update(&mut m, key('r')),
+            vec![Effect::Fetch(Status::Watching)]
+        );
     }
 
     #[test]
     fn moving_scrolls_the_list() {
-        let entries = (0..50).map(|i| entry(i, &format!("T{i:02}"), 0, None)).collect();
+        let entries = (0..50)
+            .map(|i| entry(i, &format!("T{i:02}"), 0, None))
+            .collect();
         let mut m = model(entries);
         update(&mut m, Msg::Resize(80, 14)); // 10 list rows
         for _ in 0..12 {
@@ -413,7 +480,10 @@ mod tests {
         assert_eq!((m.selected, m.offset), (12, 3));
         update(&mut m, key('k'));
         assert_eq!((m.selected, m.offset), (11, 3));
-        update(&mut m, Msg::Key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT)));
+        update(
+            &mut m,
+            Msg::Key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT)),
+        );
         assert_eq!((m.selected, m.offset), (49, 40));
         update(&mut m, key('g'));
         assert_eq!((m.selected, m.offset), (0, 0));
@@ -424,7 +494,10 @@ mod tests {
         let mut m = model(vec![entry(1, "A", 5, None)]);
         update(&mut m, key('?'));
         assert!(m.help);
-        assert!(update(&mut m, key('+')).is_empty(), "keys go to the help while it is open");
+        assert!(
+            update(&mut m, key('+')).is_empty(),
+            "keys go to the help while it is open"
+        );
         assert!(!m.help);
         update(&mut m, key('q'));
         assert!(m.quit);

@@ -36,7 +36,11 @@ fn title_bar(model: &Model, width: u16) -> Line<'static> {
     };
     let used = left.chars().count() + right.chars().count();
     // Where both do not fit, the account gives way to the list's name.
-    let right = if used > usize::from(width) { String::new() } else { right };
+    let right = if used > usize::from(width) {
+        String::new()
+    } else {
+        right
+    };
     let gap = usize::from(width).saturating_sub(left.chars().count() + right.chars().count());
     Line::from(vec![
         Span::styled(left, Style::new().bold()),
@@ -67,11 +71,17 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
             )
         };
         let y = area.y + area.height / 2;
-        let line = Rect::new(area.x, y.min(area.bottom().saturating_sub(1)), area.width, 1);
+        let line = Rect::new(
+            area.x,
+            y.min(area.bottom().saturating_sub(1)),
+            area.width,
+            1,
+        );
         frame.render_widget(Paragraph::new(text).centered().dim(), line);
         return;
     }
-    let header = TableRow::new(["  Title", "Progress", "Score", ""]).style(Style::new().bold().underlined());
+    let header =
+        TableRow::new(["  Title", "Progress", "Score", ""]).style(Style::new().bold().underlined());
     let visible = usize::from(area.height.saturating_sub(1));
     let rows = model
         .rows
@@ -94,7 +104,9 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
             };
             let mut style = Style::new();
             if i == model.selected {
-                style = style.bg(Color::Rgb(49, 50, 68)).add_modifier(Modifier::BOLD);
+                style = style
+                    .bg(Color::Rgb(49, 50, 68))
+                    .add_modifier(Modifier::BOLD);
             }
             let progress_style = if row.pending > 0 {
                 Style::new().fg(Color::Yellow)
@@ -102,7 +114,11 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
                 Style::new()
             };
             TableRow::new(vec![
-                Cell::from(format!("{}{}", if i == model.selected { "› " } else { "  " }, row.entry.title)),
+                Cell::from(format!(
+                    "{}{}",
+                    if i == model.selected { "› " } else { "  " },
+                    row.entry.title
+                )),
                 Cell::from(Span::styled(progress_text(row), progress_style)),
                 Cell::from(score),
                 Cell::from(marker),
@@ -128,13 +144,23 @@ fn status_bar(model: &Model) -> Line<'static> {
     let mut spans: Vec<Span<'static>> = vec![Span::raw(" ")];
     if let Some(f) = &model.fetching {
         spans.push(Span::styled(
-            format!("{} syncing… {} entries", SPINNER[f.frame % SPINNER.len()], f.received),
+            format!(
+                "{} syncing… {} entries",
+                SPINNER[f.frame % SPINNER.len()],
+                f.received
+            ),
             Style::new().fg(Color::Cyan),
         ));
     } else if let Link::Offline(_) = model.link {
-        spans.push(Span::styled("offline", Style::new().fg(Color::Yellow).bold()));
+        spans.push(Span::styled(
+            "offline",
+            Style::new().fg(Color::Yellow).bold(),
+        ));
         if let Some(at) = model.last_sync {
-            spans.push(Span::raw(format!(" — showing the list from {}", clock(model, at))));
+            spans.push(Span::raw(format!(
+                " — showing the list from {}",
+                clock(model, at)
+            )));
         }
     } else if let Some(at) = model.last_sync {
         spans.push(Span::raw(format!("synced {}", clock(model, at))));
@@ -156,7 +182,10 @@ fn status_bar(model: &Model) -> Line<'static> {
     }
     if let Some(login) = &model.login_needed {
         spans.push(sep());
-        spans.push(Span::styled(login.clone(), Style::new().fg(Color::Red).bold()));
+        spans.push(Span::styled(
+            login.clone(),
+            Style::new().fg(Color::Red).bold(),
+        ));
     } else if let Some(error) = &model.error {
         spans.push(sep());
         spans.push(Span::styled(error.clone(), Style::new().fg(Color::Red)));
@@ -169,11 +198,15 @@ fn status_bar(model: &Model) -> Line<'static> {
 }
 
 fn clock(model: &Model, at: jiff::Timestamp) -> String {
-    at.to_zoned_datetime(model.tz.clone()).strftime("%H:%M").to_string()
+    at.to_zoned_datetime(model.tz.clone())
+        .strftime("%H:%M")
+        .to_string()
 }
 
 fn clock_seconds(model: &Model, at: jiff::Timestamp) -> String {
-    at.to_zoned_datetime(model.tz.clone()).strftime("%H:%M:%S").to_string()
+    at.to_zoned_datetime(model.tz.clone())
+        .strftime("%H:%M:%S")
+        .to_string()
 }
 
 fn first_key(model: &Model, action: Action) -> String {
@@ -186,8 +219,22 @@ fn first_key(model: &Model, action: Action) -> String {
 
 fn hint_bar(model: &Model) -> Line<'static> {
     let hints = [
-        (format!("{}/{}", first_key(model, Action::Increment), first_key(model, Action::Decrement)), "episode"),
-        (format!("{}/{}", first_key(model, Action::Down), first_key(model, Action::Up)), "move"),
+        (
+            format!(
+                "{}/{}",
+                first_key(model, Action::Increment),
+                first_key(model, Action::Decrement)
+            ),
+            "episode",
+        ),
+        (
+            format!(
+                "{}/{}",
+                first_key(model, Action::Down),
+                first_key(model, Action::Up)
+            ),
+            "move",
+        ),
         (first_key(model, Action::Refresh), "sync"),
         (first_key(model, Action::Help), "help"),
         (first_key(model, Action::Quit), "quit"),
@@ -204,9 +251,17 @@ fn draw_help(model: &Model, frame: &mut Frame) {
     let lines: Vec<Line> = Action::ALL
         .into_iter()
         .map(|action| {
-            let keys: Vec<String> = model.keys.keys_for(action).iter().map(|k| k.label()).collect();
+            let keys: Vec<String> = model
+                .keys
+                .keys_for(action)
+                .iter()
+                .map(|k| k.label())
+                .collect();
             Line::from(vec![
-                Span::styled(format!("{:>14}", keys.join(" ")), Style::new().fg(Color::Cyan).bold()),
+                Span::styled(
+                    format!("{:>14}", keys.join(" ")),
+                    Style::new().fg(Color::Cyan).bold(),
+                ),
                 Span::raw("  "),
                 Span::raw(action.description()),
             ])
@@ -259,7 +314,12 @@ mod tests {
     }
 
     fn sample() -> Model {
-        let mut m = Model::new(Service::Mal, Some("fakeuser".into()), KeyMap::default(), jiff::tz::TimeZone::UTC);
+        let mut m = Model::new(
+            Service::Mal,
+            Some("fakeuser".into()),
+            KeyMap::default(),
+            jiff::tz::TimeZone::UTC,
+        );
         m.load(
             vec![
                 entry(52991, "Sousou no Frieren", 17, Some(28), 10),
@@ -291,7 +351,10 @@ mod tests {
     #[test]
     fn syncing_shows_spinner_and_count() {
         let mut m = sample();
-        m.fetching = Some(Fetching { received: 1000, frame: 3 });
+        m.fetching = Some(Fetching {
+            received: 1000,
+            frame: 3,
+        });
         insta::assert_snapshot!(draw(&m, 80, 10));
     }
 
@@ -312,7 +375,12 @@ mod tests {
 
     #[test]
     fn empty_list_while_loading() {
-        let mut m = Model::new(Service::Mal, None, KeyMap::default(), jiff::tz::TimeZone::UTC);
+        let mut m = Model::new(
+            Service::Mal,
+            None,
+            KeyMap::default(),
+            jiff::tz::TimeZone::UTC,
+        );
         m.fetching = Some(Fetching::default());
         insta::assert_snapshot!(draw(&m, 60, 7));
     }

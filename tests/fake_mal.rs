@@ -13,10 +13,7 @@ const VERIFIER: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 
 fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/support/fixtures/mal/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/mal/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -153,9 +150,9 @@ fn anime(id: u64, nsfw: &'static str, status: &'static str) -> Anime {
 }
 
 #[test]
-fn vendored_fixtures_match_shared() {
+fn repo_fixtures_match_shared() {
     let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/api/fixtures/mal");
-    let vendored = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fixtures/mal");
+    let vendored = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mal");
     if !std::path::Path::new(shared).is_dir() {
         eprintln!("no {shared}; skipping");
         return;

@@ -20,6 +20,14 @@
 //! - JSON is served with PHP's `\/` escaping.
 //!
 //! Default list order (no `sort`): `updated_at` descending, then id ascending.
+//!
+//! ```ignore
+//! let fake = FakeMal::start().await; // or FakeMal::start_background() in a sync #[test]
+//! fake.add_anime(Anime { watched: 3, ..Anime::new(1, "Title", 12) });
+//! let (access, refresh) = fake.issue_tokens(3600); // or run the real /authorize + /token flow
+//! // point the app at fake.api_url() / fake.auth_url() with FakeMal::CLIENT_ID, then:
+//! assert_eq!(fake.patches()[0].get("num_watched_episodes"), Some("4"));
+//! ```
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::poll_fn;
@@ -1386,19 +1394,18 @@ fn nsfw_allowed(params: &[(String, String)]) -> bool {
 }
 
 /// `(limit, offset)` with MAL's default 100 and the given maximum (clamped).
-fn limit_offset(params: &[(String, String)], max: usize) -> Result<(usize, usize), Response> {
+/// `Err` is the 400 message.
+fn limit_offset(params: &[(String, String)], max: usize) -> Result<(usize, usize), &'static str> {
     let limit = match first(params, "limit") {
         None => 100.min(max),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if n > 0 => n.min(max),
-            _ => return Err(bad_request("invalid limit")),
+            _ => return Err("invalid limit"),
         },
     };
     let offset = match first(params, "offset") {
         None => 0,
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| bad_request("invalid offset"))?,
+        Some(v) => v.parse::<usize>().map_err(|_| "invalid offset")?,
     };
     Ok((limit, offset))
 }
@@ -1498,7 +1505,7 @@ async fn animelist(
     }
     let (limit, offset) = match limit_offset(&params, 1000) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(message) => return bad_request(message),
     };
     let sort = first(&params, "sort").unwrap_or("");
     if !matches!(
@@ -1558,7 +1565,7 @@ async fn search(
     }
     let (limit, offset) = match limit_offset(&params, 100) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(message) => return bad_request(message),
     };
     let nsfw = nsfw_allowed(&params);
     let fields = parse_fields(first(&params, "fields").unwrap_or(""));
@@ -1620,27 +1627,28 @@ struct Update {
 }
 
 /// Validates the whole form first, so an invalid request changes nothing.
-fn parse_update(form: &[(String, String)]) -> Result<Update, Response> {
-    fn num<T: std::str::FromStr + PartialOrd>(v: &str, max: T) -> Result<T, Response> {
+/// `Err` is the 400 body.
+fn parse_update(form: &[(String, String)]) -> Result<Update, &'static str> {
+    fn num<T: std::str::FromStr + PartialOrd>(v: &str, max: T) -> Result<T, &'static str> {
         match v.parse::<T>() {
             Ok(n) if n <= max => Ok(n),
-            _ => Err(json_str(StatusCode::BAD_REQUEST, INVALID_CONTENT_BODY)),
+            _ => Err(INVALID_CONTENT_BODY),
         }
     }
-    fn date(v: &str) -> Result<Option<String>, Response> {
+    fn date(v: &str) -> Result<Option<String>, &'static str> {
         if v.is_empty() {
             return Ok(None);
         }
         v.parse::<jiff::civil::Date>()
             .map(|_| Some(v.to_string()))
-            .map_err(|_| json_str(StatusCode::BAD_REQUEST, INVALID_CONTENT_BODY))
+            .map_err(|_| INVALID_CONTENT_BODY)
     }
     let mut u = Update::default();
     for (k, v) in form {
         match k.as_str() {
             "status" => {
                 if !ANIME_STATUSES.contains(&v.as_str()) {
-                    return Err(json_str(StatusCode::BAD_REQUEST, INVALID_CONTENT_BODY));
+                    return Err(INVALID_CONTENT_BODY);
                 }
                 u.status = Some(v.clone());
             }
@@ -1648,7 +1656,7 @@ fn parse_update(form: &[(String, String)]) -> Result<Update, Response> {
                 u.is_rewatching = Some(match v.as_str() {
                     "true" | "1" => true,
                     "false" | "0" => false,
-                    _ => return Err(json_str(StatusCode::BAD_REQUEST, INVALID_CONTENT_BODY)),
+                    _ => return Err(INVALID_CONTENT_BODY),
                 });
             }
             "score" => u.score = Some(num(v, 10u8)?),
@@ -1668,7 +1676,7 @@ fn parse_update(form: &[(String, String)]) -> Result<Update, Response> {
             "comments" => u.comments = Some(v.clone()),
             "start_date" => u.start_date = Some(date(v)?),
             "finish_date" => u.finish_date = Some(date(v)?),
-            _ => return Err(json_str(StatusCode::BAD_REQUEST, EXTRA_FIELDS_BODY)),
+            _ => return Err(EXTRA_FIELDS_BODY),
         }
     }
     Ok(u)
@@ -1709,7 +1717,7 @@ async fn patch_status(
     }
     let u = match parse_update(&form) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(body) => return json_str(StatusCode::BAD_REQUEST, body),
     };
     let now = w.bump();
     let e = w

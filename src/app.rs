@@ -111,8 +111,8 @@ fn default_config_exists() -> bool {
     config::default_path().is_ok_and(|p| p.exists())
 }
 
-/// Logs go to `$XDG_STATE_HOME/malt/malt.log`, never to the terminal. `MALT_LOG` sets the filter
-/// (e.g. `MALT_LOG=debug`).
+/// Logs go to `$XDG_STATE_HOME/malt/malt.log`, never to the terminal. `MALT_LOG` sets malt's level
+/// (e.g. `MALT_LOG=debug`); other crates stay at `warn`, so no HTTP library logs a request.
 fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = crate::paths::state_dir().ok()?;
     let path = dir.join("malt.log");
@@ -123,8 +123,13 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
         .ok()?;
     let _ = crate::paths::set_mode(&path, 0o600);
     let (writer, guard) = tracing_appender::non_blocking(file);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MALT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("malt=info"));
+    let level = std::env::var("MALT_LOG")
+        .ok()
+        .filter(|l| {
+            ["error", "warn", "info", "debug", "trace"].contains(&l.to_ascii_lowercase().as_str())
+        })
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::new(format!("warn,malt={level}"));
     tracing_subscriber::fmt()
         .with_writer(writer)
         .with_ansi(false)

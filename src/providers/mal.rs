@@ -143,9 +143,19 @@ impl Mal {
         check(response).await
     }
 
-    /// Whether `next` may be followed with the user's token: same scheme, host and port as the API.
-    fn same_origin(&self, next: &Url) -> bool {
-        Url::parse(&self.api).is_ok_and(|api| api.origin() == next.origin())
+    /// The `paging.next` link, always on the configured API server: the user's token is never sent
+    /// elsewhere, and a server that names itself differently (a proxy, a test server) still works.
+    fn rebase(&self, next: &str) -> Result<Url, ProviderError> {
+        let bad = || {
+            ProviderError::BadResponse("MyAnimeList sent a next-page link malt cannot read".into())
+        };
+        let next = Url::parse(next)
+            .or_else(|_| Url::parse(&self.api).and_then(|api| api.join(next)))
+            .map_err(|_| bad())?;
+        let mut url = Url::parse(&self.api).map_err(|_| bad())?;
+        url.set_path(next.path());
+        url.set_query(next.query());
+        Ok(url)
     }
 }
 
@@ -325,14 +335,10 @@ impl Provider for Mal {
             let Some(next) = page.paging.next.filter(|n| !n.is_empty()) else {
                 return Ok(entries);
             };
-            let next = Url::parse(&next).map_err(|_| {
-                ProviderError::BadResponse(
-                    "MyAnimeList sent a next-page link malt cannot read".into(),
-                )
-            })?;
-            if !self.same_origin(&next) {
+            let next = self.rebase(&next)?;
+            if next == url {
                 return Err(ProviderError::BadResponse(
-                    "MyAnimeList sent a next-page link to another server; not following it".into(),
+                    "MyAnimeList sent the same page again as the next one; stopped".into(),
                 ));
             }
             url = next;
@@ -398,6 +404,23 @@ mod tests {
         assert_eq!(q["code_challenge_method"], "plain");
         assert_eq!(q["state"], "state-y");
         assert_eq!(q["redirect_uri"], "http://127.0.0.1:53682/callback");
+    }
+
+    #[test]
+    fn next_page_links_stay_on_the_configured_server() {
+        let file = TokenFile::new(std::env::temp_dir().join("malt-unused-tokens.json"));
+        let mut c = cfg();
+        c.api_url = Url::parse("http://127.0.0.1:9/v2").unwrap();
+        let mal = Mal::new(&c, reqwest::Client::new(), file);
+        let next = mal
+            .rebase("https://api.myanimelist.net/v2/users/@me/animelist?offset=1000&limit=1000&nsfw=true")
+            .unwrap();
+        assert_eq!(
+            next.as_str(),
+            "http://127.0.0.1:9/v2/users/@me/animelist?offset=1000&limit=1000&nsfw=true"
+        );
+        let evil = mal.rebase("https://evil.example/steal?x=1").unwrap();
+        assert_eq!(evil.host_str(), Some("127.0.0.1"));
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub async fn keep_fresh(provider: Arc<dyn Provider>, events: UnboundedSender<Eve
                 told = false;
                 wait
             }
-            Ok(None) => return,
+            // Nothing to keep fresh: idle for the rest of the run (returning would read as a crash).
+            Ok(None) => std::future::pending().await,
             Err(e) if e.needs_login() => {
                 if !told {
                     let _ = events.send(Event::LoginNeeded(e));

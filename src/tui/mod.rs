@@ -149,10 +149,43 @@ async fn event_loop(
         .run(),
     );
     let refresher = tokio::spawn(sync::keep_fresh(app.provider.clone(), events_tx.clone()));
-    let result = drive(terminal, model, &runtime, &mut events_rx).await;
-    worker.abort();
-    refresher.abort();
+    let mut background = Background { worker, refresher };
+    let result = drive(terminal, model, &runtime, &mut events_rx, &mut background).await;
+    background.worker.abort();
+    background.refresher.abort();
     result
+}
+
+/// The long-running tasks. They only end by panicking, which must not go unnoticed: a dead worker
+/// would leave changes unsent while the screen looks fine.
+struct Background {
+    worker: tokio::task::JoinHandle<()>,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    async fn failed(&mut self) -> color_eyre::Report {
+        let (what, outcome) = tokio::select! {
+            r = &mut self.worker => ("the sync worker", r),
+            r = &mut self.refresher => ("the session refresher", r),
+        };
+        match outcome {
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let text = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "no message".into());
+                color_eyre::eyre::eyre!(
+                    "{what} crashed ({text}); your changes are kept and will be sent on the next start"
+                )
+            }
+            _ => color_eyre::eyre::eyre!(
+                "{what} stopped unexpectedly; your changes are kept and will be sent on the next start"
+            ),
+        }
+    }
 }
 
 async fn drive(
@@ -160,6 +193,7 @@ async fn drive(
     model: &mut Model,
     runtime: &Runtime,
     events_rx: &mut mpsc::UnboundedReceiver<Event>,
+    background: &mut Background,
 ) -> color_eyre::Result<()> {
     let size = terminal.size()?;
     update(model, Msg::Resize(size.width, size.height));
@@ -184,6 +218,7 @@ async fn drive(
             Some(event) = events_rx.recv() => Msg::Sync(event),
             _ = ticker.tick(), if animating => Msg::Tick,
             _ = stop.recv() => Msg::Shutdown,
+            report = background.failed() => return Err(report),
         };
         for effect in update(model, msg) {
             runtime.perform(effect);

@@ -62,8 +62,22 @@ pub async fn initial_model(app: &App) -> Result<Model, crate::store::StoreError>
 /// Runs the list screen until the user quits. The terminal is restored on every way out,
 /// including a panic.
 pub async fn run(app: App) -> color_eyre::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(color_eyre::eyre::eyre!(
+            "the list needs a terminal: run malt in a terminal window, not with its input or output redirected"
+        ));
+    }
     let mut model = initial_model(&app).await?;
-    let mut terminal = ratatui::try_init()?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            ratatui::restore();
+            return Err(color_eyre::eyre::eyre!(
+                "cannot take over the terminal: {e}"
+            ));
+        }
+    };
     let result = event_loop(&mut terminal, &mut model, &app).await;
     ratatui::restore();
     // Let changes still being written reach the outbox before the process ends.

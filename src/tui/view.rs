@@ -90,13 +90,6 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
         .skip(model.offset)
         .take(visible)
         .map(|(i, row)| {
-            let marker = if row.pending > 0 {
-                Span::styled("↑", Style::new().fg(Color::Yellow))
-            } else if row.refused.is_some() {
-                Span::styled("!", Style::new().fg(Color::Red).bold())
-            } else {
-                Span::raw(" ")
-            };
             let score = if row.entry.score == 0 {
                 "-".to_string()
             } else {
@@ -108,10 +101,19 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
                     .bg(Color::Rgb(49, 50, 68))
                     .add_modifier(Modifier::BOLD);
             }
-            let progress_style = if row.pending > 0 {
-                Style::new().fg(Color::Yellow)
+            // The marker sits right after the count it qualifies.
+            let progress = if row.pending > 0 {
+                Line::from(vec![
+                    Span::styled(progress_text(row), Style::new().fg(Color::Yellow)),
+                    Span::styled(" ↑", Style::new().fg(Color::Yellow)),
+                ])
+            } else if row.refused.is_some() {
+                Line::from(vec![
+                    Span::raw(progress_text(row)),
+                    Span::styled(" !", Style::new().fg(Color::Red).bold()),
+                ])
             } else {
-                Style::new()
+                Line::from(progress_text(row))
             };
             TableRow::new(vec![
                 Cell::from(format!(
@@ -119,9 +121,8 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
                     if i == model.selected { "› " } else { "  " },
                     row.entry.title
                 )),
-                Cell::from(Span::styled(progress_text(row), progress_style)),
+                Cell::from(progress),
                 Cell::from(score),
-                Cell::from(marker),
             ])
             .style(style)
         });
@@ -129,9 +130,8 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
         rows,
         [
             Constraint::Fill(1),
-            Constraint::Length(11),
+            Constraint::Length(13),
             Constraint::Length(5),
-            Constraint::Length(1),
         ],
     )
     .header(header)

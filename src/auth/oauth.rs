@@ -132,45 +132,62 @@ impl OAuthClient {
             .send()
             .await
             .map_err(|e| OAuthError::Network(crate::providers::describe_transport(&e)))?;
-        let status = response.status();
+        let status = response.status().as_u16();
         let body = response
             .bytes()
             .await
             .map_err(|e| OAuthError::Network(crate::providers::describe_transport(&e)))?;
-        if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
-                Ok(e) => OAuthError::Refused {
-                    status: status.as_u16(),
-                    error: e.error,
-                    message: e.message,
-                    hint: e.hint,
-                },
-                Err(_) => OAuthError::BadResponse(format!(
-                    "HTTP {}{}",
-                    status.as_u16(),
-                    if crate::providers::looks_like_html(&body) {
-                        ", an HTML page"
-                    } else {
-                        ""
-                    }
-                )),
-            });
-        }
-        let token: TokenBody = serde_json::from_slice(&body).map_err(|_| {
-            OAuthError::BadResponse(if crate::providers::looks_like_html(&body) {
-                "an HTML page instead of tokens".into()
-            } else {
-                "no access_token in the answer".into()
-            })
-        })?;
-        let refresh_token = match (token.refresh_token, old_refresh) {
-            (Some(new), _) => new,
-            (None, Some(old)) => old.to_string(),
-            (None, None) => String::new(),
-        };
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600));
-        Ok(TokenSet::new(token.access_token, refresh_token, lifetime))
+        parse_token_response(status, &body, old_refresh)
     }
+}
+
+/// Reads the token endpoint's answer: a token set, or the OAuth error it carries. A refresh answer
+/// without a new refresh token keeps `old_refresh`.
+pub fn parse_token_response(
+    status: u16,
+    body: &[u8],
+    old_refresh: Option<&str>,
+) -> Result<TokenSet, OAuthError> {
+    let html = crate::providers::looks_like_html(body);
+    if !(200..300).contains(&status) {
+        return Err(match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(e) => OAuthError::Refused {
+                status,
+                error: e.error,
+                message: e.message,
+                hint: e.hint,
+            },
+            Err(_) => OAuthError::BadResponse(format!(
+                "HTTP {status}{}",
+                if html { ", an HTML page" } else { "" }
+            )),
+        });
+    }
+    let token: TokenBody = serde_json::from_slice(body).map_err(|_| {
+        OAuthError::BadResponse(if html {
+            "an HTML page instead of tokens".into()
+        } else {
+            "no access_token in the answer".into()
+        })
+    })?;
+    if token.access_token.is_empty() {
+        return Err(OAuthError::BadResponse("an empty access_token".into()));
+    }
+    let refresh_token = match (token.refresh_token, old_refresh) {
+        (Some(new), _) if !new.is_empty() => new,
+        (_, Some(old)) => old.to_string(),
+        (_, None) => String::new(),
+    };
+    // Clamp what a server may claim: at most ten years, and a missing or zero lifetime means an hour.
+    let lifetime = match token.expires_in {
+        Some(secs) if secs > 0 => secs.min(10 * 365 * 24 * 3600),
+        _ => 3600,
+    };
+    Ok(TokenSet::new(
+        token.access_token,
+        refresh_token,
+        Duration::from_secs(lifetime),
+    ))
 }
 
 #[cfg(test)]

@@ -92,10 +92,6 @@ async fn who_am_i(
     api_url: &Url,
     tokens: &TokenSet,
 ) -> Result<String, LoginError> {
-    #[derive(Deserialize)]
-    struct Me {
-        name: String,
-    }
     let response = http
         .get(endpoint(api_url, "users/@me"))
         .bearer_auth(&tokens.access_token)
@@ -103,8 +99,8 @@ async fn who_am_i(
         .await
         .map_err(|e| LoginError::Api(ProviderError::Offline(describe_transport(&e))))?;
     let response = check(response).await.map_err(LoginError::Api)?;
-    let me: Me = read_json(response).await.map_err(LoginError::Api)?;
-    Ok(me.name)
+    let body = read_body(response).await.map_err(LoginError::Api)?;
+    parse_user(&body).map_err(LoginError::Api)
 }
 
 impl Mal {
@@ -192,7 +188,7 @@ async fn check(response: Response) -> Result<Response, ProviderError> {
 }
 
 /// `: message` from an error body, or a note that it was an HTML page.
-fn error_detail(body: &[u8]) -> String {
+pub fn error_detail(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct ErrorBody {
         error: Option<String>,
@@ -210,13 +206,17 @@ fn error_detail(body: &[u8]) -> String {
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, ProviderError> {
-    let body = response
+async fn read_body(response: Response) -> Result<Vec<u8>, ProviderError> {
+    response
         .bytes()
         .await
-        .map_err(|e| ProviderError::Offline(describe_transport(&e)))?;
-    serde_json::from_slice(&body).map_err(|e| {
-        ProviderError::BadResponse(if looks_like_html(&body) {
+        .map(|b| b.to_vec())
+        .map_err(|e| ProviderError::Offline(describe_transport(&e)))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProviderError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ProviderError::BadResponse(if looks_like_html(body) {
             "MyAnimeList sent an HTML page instead of data".into()
         } else {
             format!("MyAnimeList sent data malt cannot read ({e})")
@@ -258,6 +258,43 @@ struct AnimeListStatus {
     score: Option<u8>,
     num_episodes_watched: Option<u32>,
     updated_at: Option<String>,
+}
+
+/// One page of a list answer: the entries malt can read, and the link to the next page.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    pub next: Option<String>,
+}
+
+/// Reads a `GET /users/@me/animelist` answer. Items that cannot be read are skipped (and logged);
+/// a body that is not a list page at all is an error.
+pub fn parse_list_page(body: &[u8], wanted: Status) -> Result<ListPage, ProviderError> {
+    let page: Page = decode(body)?;
+    Ok(ListPage {
+        entries: page
+            .data
+            .into_iter()
+            .filter_map(|v| entry_from_item(v, wanted))
+            .collect(),
+        next: page.paging.next.filter(|n| !n.is_empty()),
+    })
+}
+
+/// Reads a `PATCH …/my_list_status` answer: the episodes MAL now holds, when it says.
+pub fn parse_list_status(body: &[u8]) -> Result<Option<u32>, ProviderError> {
+    let status: AnimeListStatus = decode(body)?;
+    Ok(status.num_episodes_watched)
+}
+
+/// Reads a `GET /users/@me` answer: the account name.
+pub fn parse_user(body: &[u8]) -> Result<String, ProviderError> {
+    #[derive(Deserialize)]
+    struct Me {
+        name: String,
+    }
+    let me: Me = decode(body)?;
+    Ok(me.name)
 }
 
 /// One list item as a [`ListEntry`]; `None` (and a log line) for an item malt cannot read.
@@ -320,19 +357,15 @@ impl Provider for Mal {
             let response = self
                 .send(|token| self.http.get(url.clone()).bearer_auth(token))
                 .await?;
-            let page: Page = read_json(response).await?;
-            for entry in page
-                .data
-                .into_iter()
-                .filter_map(|v| entry_from_item(v, status))
-            {
+            let page = parse_list_page(&read_body(response).await?, status)?;
+            for entry in page.entries {
                 // Entries can shift between pages while the list changes; keep each once.
                 if seen.insert(entry.id) {
                     entries.push(entry);
                 }
             }
             arrived(entries.len());
-            let Some(next) = page.paging.next.filter(|n| !n.is_empty()) else {
+            let Some(next) = page.next else {
                 return Ok(entries);
             };
             let next = self.rebase(&next)?;
@@ -368,9 +401,9 @@ impl Provider for Mal {
                 }
                 other => other,
             })?;
-        let status: AnimeListStatus = read_json(response).await?;
+        let confirmed = parse_list_status(&read_body(response).await?)?;
         Ok(Ack {
-            progress: status.num_episodes_watched.unwrap_or(episodes),
+            progress: confirmed.unwrap_or(episodes),
         })
     }
 

@@ -14,12 +14,14 @@ pub enum Action {
     Increment,
     Decrement,
     Refresh,
+    Retry,
+    Discard,
     Help,
     Quit,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 13] = [
         Action::Down,
         Action::Up,
         Action::Top,
@@ -29,6 +31,8 @@ impl Action {
         Action::Increment,
         Action::Decrement,
         Action::Refresh,
+        Action::Retry,
+        Action::Discard,
         Action::Help,
         Action::Quit,
     ];
@@ -45,6 +49,8 @@ impl Action {
             Action::Increment => "increment",
             Action::Decrement => "decrement",
             Action::Refresh => "refresh",
+            Action::Retry => "retry",
+            Action::Discard => "discard",
             Action::Help => "help",
             Action::Quit => "quit",
         }
@@ -61,6 +67,8 @@ impl Action {
             Action::Increment => "one more episode",
             Action::Decrement => "one less episode",
             Action::Refresh => "sync the list now",
+            Action::Retry => "send a refused change again",
+            Action::Discard => "drop a refused change",
             Action::Help => "show or hide this help",
             Action::Quit => "quit",
         }
@@ -77,6 +85,8 @@ impl Action {
             Action::Increment => &["+"],
             Action::Decrement => &["-"],
             Action::Refresh => &["r"],
+            Action::Retry => &["R"],
+            Action::Discard => &["x"],
             Action::Help => &["?"],
             Action::Quit => &["q", "ctrl-c"],
         }

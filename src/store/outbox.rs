@@ -40,7 +40,8 @@ fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Option<Op>> {
 }
 
 impl Store {
-    /// Records a change; returns its sequence number.
+    /// Records a change; returns its sequence number. Changes the service refused earlier for the
+    /// same entry are superseded by it and dropped.
     pub fn enqueue(
         &mut self,
         service: Service,
@@ -53,22 +54,86 @@ impl Store {
         let (field, value) = match change {
             Change::Progress(n) => ("progress", n),
         };
+        let label = self.label.clone();
+        let err = |source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
+            params![service.key(), kind.key(), media_id as i64],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                service.key(),
+                kind.key(),
+                media_id as i64,
+                field,
+                value,
+                base,
+                now_ms
+            ],
+        )
+        .map_err(err)?;
+        let seq = tx.last_insert_rowid();
+        tx.commit().map_err(err)?;
+        Ok(seq)
+    }
+
+    /// Changes the service refused for good, oldest first, with the reason.
+    pub fn refused(&self, service: Service) -> Result<Vec<(Op, String)>, StoreError> {
+        let sql = format!(
+            "SELECT {OP_COLUMNS}, COALESCE(last_error, '') FROM outbox
+             WHERE service = ?1 AND failed = 1 ORDER BY seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![service.key()], |row| {
+                Ok(op_from_row(row)?.map(|op| (op, row.get::<_, String>(8).unwrap_or_default())))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Some(pair) = row.map_err(|e| self.err(e))? {
+                out.push(pair);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts an entry's refused changes back in the queue, to be tried at once. Returns how many.
+    pub fn retry_refused(
+        &mut self,
+        service: Service,
+        kind: MediaKind,
+        media_id: u64,
+    ) -> Result<usize, StoreError> {
         self.conn
             .execute(
-                "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    service.key(),
-                    kind.key(),
-                    media_id as i64,
-                    field,
-                    value,
-                    base,
-                    now_ms
-                ],
+                "UPDATE outbox SET failed = 0, attempts = 0, next_attempt_at = 0, last_error = NULL
+                 WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
+                params![service.key(), kind.key(), media_id as i64],
             )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets an entry's refused changes. Returns how many.
+    pub fn drop_refused(
+        &mut self,
+        service: Service,
+        kind: MediaKind,
+        media_id: u64,
+    ) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
+                params![service.key(), kind.key(), media_id as i64],
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Every change still waiting to be delivered (not given up on), oldest first.
@@ -238,6 +303,35 @@ mod tests {
             values(&s.due(Service::Mal, 5_000).unwrap()),
             vec![(1, 6), (2, 1)]
         );
+    }
+
+    #[test]
+    fn refused_changes_can_be_retried_dropped_or_superseded() {
+        let mut s = store();
+        let seq = push(&mut s, 1, 6);
+        s.mark_failed(seq, "invalid content").unwrap();
+        let refused = s.refused(Service::Mal).unwrap();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].1, "invalid content");
+        assert_eq!(
+            s.retry_refused(Service::Mal, MediaKind::Anime, 1).unwrap(),
+            1
+        );
+        assert_eq!(values(&s.due(Service::Mal, 0).unwrap()), vec![(1, 6)]);
+        s.mark_failed(seq, "invalid content").unwrap();
+        assert_eq!(
+            s.drop_refused(Service::Mal, MediaKind::Anime, 1).unwrap(),
+            1
+        );
+        assert!(s.refused(Service::Mal).unwrap().is_empty());
+        let seq = push(&mut s, 1, 6);
+        s.mark_failed(seq, "x").unwrap();
+        push(&mut s, 1, 2);
+        assert!(
+            s.refused(Service::Mal).unwrap().is_empty(),
+            "a new change supersedes refused ones"
+        );
+        assert_eq!(values(&s.pending(Service::Mal).unwrap()), vec![(1, 2)]);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum Event {
     /// The service refused a change for good.
     Refused {
         media_id: u64,
+        /// The value that was refused.
+        value: u32,
         error: ProviderError,
     },
     /// The session needs a new login; changes stay queued.

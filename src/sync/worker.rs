@@ -121,6 +121,7 @@ impl Worker {
                 let _ = self.db.call(move |s| s.mark_failed(seq, &message)).await;
                 let _ = self.events.send(Event::Refused {
                     media_id: op.media_id,
+                    value,
                     error: error.clone(),
                 });
                 Err(error)

@@ -12,4 +12,8 @@ pub enum Effect {
     },
     /// Fetch the list with this status from the service.
     Fetch(Status),
+    /// Put an entry's refused changes back in the queue.
+    RetryRefused { kind: MediaKind, media_id: u64 },
+    /// Forget an entry's refused changes.
+    DropRefused { kind: MediaKind, media_id: u64 },
 }

@@ -37,12 +37,13 @@ pub struct App {
 /// Builds the first model from the cache and the outbox.
 pub async fn initial_model(app: &App) -> Result<Model, crate::store::StoreError> {
     let service = app.provider.service();
-    let (entries, pending, account, last_sync) = app
+    let (entries, pending, refused, account, last_sync) = app
         .db
         .call(move |s| {
             Ok((
                 s.entries(service, Status::Watching)?,
                 s.pending(service)?,
+                s.refused(service)?,
                 s.meta(service, "account")?,
                 s.meta(service, "last_sync")?,
             ))
@@ -54,7 +55,7 @@ pub async fn initial_model(app: &App) -> Result<Model, crate::store::StoreError>
         app.keys.clone(),
         jiff::tz::TimeZone::system(),
     );
-    model.load(entries, &pending);
+    model.load(entries, &pending, &refused);
     model.last_sync = last_sync.and_then(|s| s.parse().ok());
     Ok(model)
 }
@@ -127,6 +128,26 @@ impl Runtime {
                         }
                     }
                 });
+            }
+            Effect::RetryRefused { kind, media_id } => {
+                let service = self.service;
+                let written = self
+                    .db
+                    .submit(move |s| s.retry_refused(service, kind, media_id));
+                let wake = self.wake.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(_)) = written.await {
+                        wake.notify_one();
+                    }
+                });
+            }
+            Effect::DropRefused { kind, media_id } => {
+                let service = self.service;
+                // Nothing waits for the answer: a failure leaves the refusal to be shown next start.
+                drop(
+                    self.db
+                        .submit(move |s| s.drop_refused(service, kind, media_id)),
+                );
             }
             Effect::Fetch(status) => {
                 tokio::spawn(sync::fetch_list(

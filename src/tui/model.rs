@@ -10,8 +10,18 @@ pub struct Row {
     pub confirmed: u32,
     /// Changes sent or waiting that the service has not confirmed yet.
     pub pending: u32,
-    /// Why the service refused the last change, if it did.
-    pub refused: Option<String>,
+    /// The change the service refused, if it did; kept until retried, dropped or superseded.
+    pub refused: Option<Refusal>,
+}
+
+/// A change the service refused for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The progress that was refused.
+    pub value: u32,
+    /// How many refused changes the entry has.
+    pub count: u32,
+    pub reason: String,
 }
 
 /// How the last contact with the service went.
@@ -91,7 +101,7 @@ impl Model {
     }
 
     /// Fills the list from the cache, with the changes still in the outbox laid over it.
-    pub fn load(&mut self, entries: Vec<ListEntry>, pending: &[Op]) {
+    pub fn load(&mut self, entries: Vec<ListEntry>, pending: &[Op], refused: &[(Op, String)]) {
         self.rows = entries
             .into_iter()
             .map(|entry| Row {
@@ -101,6 +111,17 @@ impl Model {
                 refused: None,
             })
             .collect();
+        for (op, reason) in refused {
+            if let Some(row) = self.rows.iter_mut().find(|r| r.entry.id == op.media_id) {
+                let Change::Progress(value) = op.change;
+                let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
+                row.refused = Some(Refusal {
+                    value,
+                    count,
+                    reason: reason.clone(),
+                });
+            }
+        }
         for op in pending {
             if let Some(row) = self.rows.iter_mut().find(|r| r.entry.id == op.media_id) {
                 let Change::Progress(value) = op.change;

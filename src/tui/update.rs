@@ -3,7 +3,7 @@
 use crossterm::event::KeyEventKind;
 
 use super::effect::Effect;
-use super::model::{Fetching, Link, Model, Row};
+use super::model::{Fetching, Link, Model, Refusal, Row};
 use super::msg::Msg;
 use crate::config::Action;
 use crate::domain::{Change, ListEntry};
@@ -64,6 +64,8 @@ fn act(model: &mut Model, action: Action) -> Vec<Effect> {
         Action::Increment => return step(model, true),
         Action::Decrement => return step(model, false),
         Action::Refresh => return start_fetch(model),
+        Action::Retry => return settle_refusal(model, true),
+        Action::Discard => return settle_refusal(model, false),
         Action::Help => model.help = true,
         Action::Quit => model.quit = true,
     }
@@ -117,6 +119,29 @@ fn step(model: &mut Model, up: bool) -> Vec<Effect> {
     }]
 }
 
+/// Sends the selected entry's refused change again, or drops it.
+fn settle_refusal(model: &mut Model, retry: bool) -> Vec<Effect> {
+    let Some(row) = model.rows.get_mut(model.selected) else {
+        return Vec::new();
+    };
+    let Some(refusal) = row.refused.take() else {
+        model.notice = Some(format!("{} has no refused change", row.entry.title));
+        return Vec::new();
+    };
+    let (kind, media_id) = (row.entry.kind, row.entry.id);
+    model.error = None;
+    if retry {
+        row.entry.progress = refusal.value;
+        row.pending += refusal.count;
+        vec![Effect::RetryRefused { kind, media_id }]
+    } else {
+        if row.pending == 0 {
+            row.entry.progress = row.confirmed;
+        }
+        vec![Effect::DropRefused { kind, media_id }]
+    }
+}
+
 fn start_fetch(model: &mut Model) -> Vec<Effect> {
     if model.fetching.is_some() {
         return Vec::new();
@@ -168,17 +193,31 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             model.retry = Some((error.to_string(), next_at));
             failure(model, error);
         }
-        Event::Refused { media_id, error } => {
-            let message = error.to_string();
+        Event::Refused {
+            media_id,
+            value,
+            error,
+        } => {
+            let reason = error.to_string();
+            let retry = first_key(model, Action::Retry);
+            let discard = first_key(model, Action::Discard);
             if let Some(row) = model.row_mut(media_id) {
                 row.pending = row.pending.saturating_sub(1);
                 if row.pending == 0 {
                     row.entry.progress = row.confirmed;
                 }
-                row.refused = Some(message.clone());
-                model.error = Some(format!("{}: {message}", row.entry.title));
+                let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
+                row.refused = Some(Refusal {
+                    value,
+                    count,
+                    reason: reason.clone(),
+                });
+                model.error = Some(format!(
+                    "{} → {value} refused: {reason} ({retry} retry, {discard} drop)",
+                    row.entry.title
+                ));
             } else {
-                model.error = Some(message);
+                model.error = Some(reason);
             }
         }
         Event::LoginNeeded(error) => model.login_needed = Some(error.to_string()),
@@ -193,6 +232,14 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
         }
     }
     Vec::new()
+}
+
+fn first_key(model: &Model, action: Action) -> String {
+    model
+        .keys
+        .keys_for(action)
+        .first()
+        .map_or_else(|| action.name().to_string(), |k| k.label())
 }
 
 fn failure(model: &mut Model, error: ProviderError) {
@@ -273,7 +320,7 @@ mod tests {
             KeyMap::default(),
             jiff::tz::TimeZone::UTC,
         );
-        m.load(entries, &[]);
+        m.load(entries, &[], &[]);
         m
     }
 
@@ -400,7 +447,7 @@ mod tests {
             base: n - 1,
             attempts: 0,
         };
-        m.load(vec![entry(1, "A", 5, Some(12))], &[op(1, 6), op(2, 7)]);
+        m.load(vec![entry(1, "A", 5, Some(12))], &[op(1, 6), op(2, 7)], &[]);
         assert_eq!(
             (m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()),
             (7, 5, 2)
@@ -415,12 +462,54 @@ mod tests {
             &mut m,
             Msg::Sync(Event::Refused {
                 media_id: 1,
+                value: 6,
                 error: ProviderError::Rejected("gone".into()),
             }),
         );
         assert_eq!(m.rows[0].entry.progress, 5);
-        assert_eq!(m.rows[0].refused.as_deref(), Some("gone"));
-        assert!(m.error.as_deref().unwrap().contains("gone"));
+        assert_eq!(
+            m.rows[0].refused.as_ref().map(|r| r.reason.as_str()),
+            Some("gone")
+        );
+        let error = m.error.clone().unwrap();
+        assert!(
+            error.contains("A → 6 refused: gone (R retry, x drop)"),
+            "{error}"
+        );
+
+        // R puts it back in the queue and shows it pending again.
+        assert_eq!(
+            update(
+                &mut m,
+                Msg::Key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT))
+            ),
+            vec![Effect::RetryRefused {
+                kind: MediaKind::Anime,
+                media_id: 1
+            }]
+        );
+        assert_eq!((m.rows[0].entry.progress, m.rows[0].pending), (6, 1));
+        assert!(m.rows[0].refused.is_none() && m.error.is_none());
+
+        // Refused again, then x drops it and the screen shows what the service holds.
+        update(
+            &mut m,
+            Msg::Sync(Event::Refused {
+                media_id: 1,
+                value: 6,
+                error: ProviderError::Rejected("gone".into()),
+            }),
+        );
+        assert_eq!(
+            update(&mut m, key('x')),
+            vec![Effect::DropRefused {
+                kind: MediaKind::Anime,
+                media_id: 1
+            }]
+        );
+        assert_eq!((m.rows[0].entry.progress, m.rows[0].pending), (5, 0));
+        assert!(update(&mut m, key('x')).is_empty());
+        assert!(m.notice.as_deref().unwrap().contains("no refused change"));
     }
 
     #[test]

@@ -268,7 +268,7 @@ fn draw_help(model: &Model, frame: &mut Frame) {
         })
         .chain([
             Line::raw(""),
-            Line::from(" ↑ = sent, waiting for the service   ! = refused").dim(),
+            Line::from(" ↑ not confirmed yet   ! refused (see status bar)").dim(),
             Line::from(" Any key closes this help.").dim(),
         ])
         .collect();
@@ -328,10 +328,15 @@ mod tests {
                 entry(1, "Refused One", 3, Some(12), 6),
             ],
             &[],
+            &[],
         );
         m.rows[1].entry.progress = 1072;
         m.rows[1].pending = 1;
-        m.rows[3].refused = Some("gone".into());
+        m.rows[3].refused = Some(crate::tui::model::Refusal {
+            value: 4,
+            count: 1,
+            reason: "gone".into(),
+        });
         m.selected = 1;
         m.last_sync = Some("2026-11-25T09:41:00Z".parse().unwrap());
         m

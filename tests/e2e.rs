@@ -570,8 +570,10 @@ fn an_expired_session_says_log_in_and_keeps_the_change() {
     tmux.quit();
     drop(tmux);
 
-    // A new login (fresh tokens on disk), a new start: the queued change is delivered.
+    // A new login (fresh tokens on disk), a new start: the queued change is delivered. The slow
+    // server leaves time to see the first frame, which must already show the queued change.
     home.log_in(&fake);
+    fake.set_latency(Duration::from_millis(800));
     let tmux = Tmux::start(&home, &[]);
     let screen = tmux.wait_for("the cached list", TIMEOUT, |s| {
         TITLES.iter().all(|t| s.contains(t))

@@ -205,6 +205,16 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Every waiting change may be tried now, whatever its back-off (a new login, a restart).
+    pub fn due_now(&mut self, service: Service) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET next_attempt_at = 0 WHERE service = ?1 AND failed = 0",
+                params![service.key()],
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// The service refused the change for good: keep it, but out of the retry loop.
     pub fn mark_failed(&mut self, seq: i64, error: &str) -> Result<(), StoreError> {
         self.conn

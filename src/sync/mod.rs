@@ -44,6 +44,8 @@ pub enum Event {
     },
     /// The session needs a new login; changes stay queued.
     LoginNeeded(ProviderError),
+    /// A new login has been found after the session had expired.
+    LoginRestored,
     /// A change could not even be written to the local database.
     NotSaved {
         media_id: u64,

@@ -1,19 +1,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Event;
 use crate::providers::Provider;
 
 /// Keeps the session fresh for as long as the app runs: refreshes before the access token expires,
-/// waits out network trouble, and tells the UI when only a new login helps.
-pub async fn keep_fresh(provider: Arc<dyn Provider>, events: UnboundedSender<Event>) {
+/// waits out network trouble, tells the UI when only a new login helps, and when a new login (from
+/// another terminal) has arrived. `recheck` wakes it early, e.g. when a request found the session
+/// expired.
+pub async fn keep_fresh(
+    provider: Arc<dyn Provider>,
+    events: UnboundedSender<Event>,
+    recheck: Arc<Notify>,
+) {
     let mut told = false;
     loop {
         let wait = match provider.keep_fresh().await {
             Ok(Some(wait)) => {
-                told = false;
+                if told {
+                    tracing::info!("a new login was found; resuming");
+                    let _ = events.send(Event::LoginRestored);
+                    told = false;
+                }
                 wait
             }
             // Nothing to keep fresh: idle for the rest of the run (returning would read as a crash).
@@ -24,13 +35,16 @@ pub async fn keep_fresh(provider: Arc<dyn Provider>, events: UnboundedSender<Eve
                     told = true;
                 }
                 // Checks the token file only; a new `malt --login` is picked up here.
-                Duration::from_secs(10)
+                Duration::from_secs(5)
             }
             Err(e) => {
                 tracing::warn!("session refresh failed, will retry: {e}");
                 Duration::from_secs(60)
             }
         };
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = recheck.notified() => {}
+        }
     }
 }

@@ -32,7 +32,8 @@ pub fn backoff(attempts: u32, error: &ProviderError) -> Duration {
             let minutes = 5u64.saturating_mul(1 << attempts.saturating_sub(1).min(3));
             return Duration::from_secs(minutes * 60);
         }
-        e if e.needs_login() => return Duration::from_secs(10),
+        // Until a new login arrives; `LoginRestored` sends everything at once.
+        e if e.needs_login() => return Duration::from_secs(30),
         _ => {}
     }
     let base = 2f64 * 2f64.powi(attempts.saturating_sub(1).min(16) as i32);

@@ -12,6 +12,10 @@ pub enum Effect {
     },
     /// Fetch the list with this status from the service.
     Fetch(Status),
+    /// Try every waiting change now, whatever its back-off.
+    SendNow,
+    /// Have the session checked now (a request found it expired).
+    CheckLogin,
     /// Put an entry's refused changes back in the queue.
     RetryRefused { kind: MediaKind, media_id: u64 },
     /// Forget an entry's refused changes.

@@ -90,6 +90,8 @@ struct Runtime {
     provider: Arc<dyn Provider>,
     db: Db,
     wake: Arc<Notify>,
+    /// Wakes the session refresher.
+    recheck: Arc<Notify>,
     events: UnboundedSender<Event>,
     service: Service,
 }
@@ -149,6 +151,17 @@ impl Runtime {
                         .submit(move |s| s.drop_refused(service, kind, media_id)),
                 );
             }
+            Effect::SendNow => {
+                let service = self.service;
+                let written = self.db.submit(move |s| s.due_now(service));
+                let wake = self.wake.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(_)) = written.await {
+                        wake.notify_one();
+                    }
+                });
+            }
+            Effect::CheckLogin => self.recheck.notify_one(),
             Effect::Fetch(status) => {
                 tokio::spawn(sync::fetch_list(
                     self.provider.clone(),
@@ -171,6 +184,7 @@ async fn event_loop(
         provider: app.provider.clone(),
         db: app.db.clone(),
         wake: Arc::new(Notify::new()),
+        recheck: Arc::new(Notify::new()),
         events: events_tx.clone(),
         service: app.provider.service(),
     };
@@ -183,7 +197,11 @@ async fn event_loop(
         }
         .run(),
     );
-    let refresher = tokio::spawn(sync::keep_fresh(app.provider.clone(), events_tx.clone()));
+    let refresher = tokio::spawn(sync::keep_fresh(
+        app.provider.clone(),
+        events_tx.clone(),
+        runtime.recheck.clone(),
+    ));
     let mut background = Background { worker, refresher };
     let result = drive(terminal, model, &runtime, &mut events_rx, &mut background).await;
     background.worker.abort();

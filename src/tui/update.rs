@@ -150,9 +150,13 @@ fn start_fetch(model: &mut Model) -> Vec<Effect> {
     vec![Effect::Fetch(model.status)]
 }
 
-/// The first thing the runtime does: show the cache, then refresh it.
+/// The first thing the runtime does: show the cache, then refresh it and send what is queued.
 pub fn start(model: &mut Model) -> Vec<Effect> {
-    start_fetch(model)
+    let mut effects = start_fetch(model);
+    if model.pending() > 0 {
+        effects.push(Effect::SendNow);
+    }
+    effects
 }
 
 fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
@@ -171,7 +175,11 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
         }
         Event::ListFailed(error) => {
             model.fetching = None;
+            let check = error.needs_login();
             failure(model, error);
+            if check {
+                return vec![Effect::CheckLogin];
+            }
         }
         Event::Delivered {
             media_id, progress, ..
@@ -220,7 +228,20 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                 model.error = Some(reason);
             }
         }
-        Event::LoginNeeded(error) => model.login_needed = Some(error.to_string()),
+        Event::LoginNeeded(error) => {
+            let first = model.login_needed.is_none();
+            model.login_needed = Some(error.to_string());
+            if first {
+                return vec![Effect::CheckLogin];
+            }
+        }
+        Event::LoginRestored => {
+            model.login_needed = None;
+            model.notice = Some("logged in again".into());
+            let mut effects = start_fetch(model);
+            effects.push(Effect::SendNow);
+            return effects;
+        }
         Event::NotSaved { media_id, error } => {
             if let Some(row) = model.row_mut(media_id) {
                 row.pending = row.pending.saturating_sub(1);
@@ -537,6 +558,25 @@ mod tests {
         );
         assert!(m.login_needed.is_none());
         assert_eq!(m.link, Link::Online);
+    }
+
+    #[test]
+    fn a_new_login_clears_the_warning_and_syncs_at_once() {
+        let mut m = model(vec![entry(1, "A", 5, None)]);
+        update::start(&mut m);
+        let effects = update(
+            &mut m,
+            Msg::Sync(Event::ListFailed(ProviderError::SessionExpired)),
+        );
+        assert_eq!(effects, vec![Effect::CheckLogin]);
+        assert!(m.login_needed.is_some());
+        update(&mut m, key('+'));
+        let effects = update(&mut m, Msg::Sync(Event::LoginRestored));
+        assert_eq!(
+            effects,
+            vec![Effect::Fetch(Status::Watching), Effect::SendNow]
+        );
+        assert!(m.login_needed.is_none());
     }
 
     #[test]

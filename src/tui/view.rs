@@ -62,6 +62,10 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
     if model.rows.is_empty() {
         let text = if model.fetching.is_some() {
             "Loading your list…".to_string()
+        } else if model.login_needed.is_some() {
+            "Log in to see your list: run `malt --login` in another terminal.".to_string()
+        } else if model.error.is_some() {
+            "Could not load your list (the reason is below). Press r to try again.".to_string()
         } else if let Link::Offline(_) = model.link {
             "Offline, and nothing is cached yet. Press r to try again.".to_string()
         } else {

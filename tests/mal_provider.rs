@@ -174,6 +174,40 @@ async fn an_expired_access_token_is_refreshed_once_saved_and_the_request_retried
 }
 
 #[tokio::test]
+async fn two_processes_sharing_a_session_spend_the_rotating_refresh_token_once() {
+    let s = setup().await;
+    s.fake.add_anime(Anime::new(1, "A", 12));
+    s.logged_in();
+    // Two sessions over one token file, as two malt processes would have.
+    let first = Arc::new(s.provider());
+    let second = Arc::new(s.provider());
+    first.fetch_list(Status::Watching, &|_| {}).await.unwrap();
+    second.fetch_list(Status::Watching, &|_| {}).await.unwrap();
+    s.fake.expire_access_tokens();
+    let a = tokio::spawn({
+        let p = first.clone();
+        async move { p.fetch_list(Status::Watching, &|_| {}).await }
+    });
+    let b = tokio::spawn({
+        let p = second.clone();
+        async move { p.fetch_list(Status::Watching, &|_| {}).await }
+    });
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    assert_eq!(s.fake.refresh_count(), 1, "one refresh for both processes");
+    // Both keep working with the one live token pair.
+    first
+        .apply(MediaKind::Anime, 1, Change::Progress(1))
+        .await
+        .unwrap();
+    second
+        .apply(MediaKind::Anime, 1, Change::Progress(2))
+        .await
+        .unwrap();
+    assert_eq!(s.fake.refresh_count(), 1);
+}
+
+#[tokio::test]
 async fn a_refused_refresh_means_login_again_and_a_new_login_is_picked_up() {
     let s = setup().await;
     s.fake.add_anime(Anime::new(1, "A", 12));
@@ -313,6 +347,7 @@ async fn the_worker_sends_queued_changes_in_order_one_at_a_time() {
             provider,
             db: db.clone(),
             wake: wake.clone(),
+            kick: Arc::new(Notify::new()),
             events: tx,
         }
         .run(),
@@ -373,6 +408,7 @@ async fn the_worker_keeps_changes_through_an_outage_and_delivers_them_after() {
             provider,
             db: db.clone(),
             wake: Arc::new(Notify::new()),
+            kick: Arc::new(Notify::new()),
             events: tx,
         }
         .run(),

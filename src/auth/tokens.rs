@@ -79,6 +79,27 @@ impl TokenFile {
         }
     }
 
+    /// Takes the lock that serialises refreshes across malt processes (a rotating refresh token
+    /// can be spent once); released when the returned file is dropped.
+    pub async fn lock(&self) -> Result<std::fs::File, AuthError> {
+        let path = self.path.with_extension("lock");
+        tokio::task::spawn_blocking(move || {
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).truncate(false).write(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let file = options.open(&path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| AuthError::Storage(format!("cannot lock the token file: {e}")))?
+        .map_err(|e| AuthError::Storage(format!("cannot lock the token file: {e}")))
+    }
+
     /// Writes the tokens atomically with mode 0600.
     pub fn save(&self, tokens: &TokenSet) -> Result<(), AuthError> {
         let bytes = serde_json::to_vec_pretty(tokens)
@@ -207,6 +228,16 @@ impl Session {
         let Some(current) = state.tokens.clone() else {
             return Err(AuthError::NotLoggedIn);
         };
+        // Another malt may be refreshing the same session: take the lock, then look at the file
+        // again. If it holds other tokens, that process has refreshed (or the user logged in).
+        let _lock = self.file.lock().await?;
+        if let Some(stored) = self.file.load()? {
+            if stored != current && state.expired.as_ref() != Some(&stored) {
+                tracing::info!("the session was renewed elsewhere; using the stored tokens");
+                state.tokens = Some(stored);
+                return Ok(());
+            }
+        }
         if current.refresh_token.is_empty() {
             state.expired = state.tokens.take();
             return Err(AuthError::SessionExpired);

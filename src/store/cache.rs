@@ -48,7 +48,7 @@ impl Store {
             path: label.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self.write()?;
         tx.execute(
             "DELETE FROM entries WHERE service = ?1 AND kind = ?2 AND status = ?3",
             params![service.key(), MediaKind::Anime.key(), status.key()],

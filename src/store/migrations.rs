@@ -37,6 +37,9 @@ const MIGRATIONS: &[&str] = &[
         value   TEXT NOT NULL,
         PRIMARY KEY (service, key)
     );",
+    // 2: outbox leases, so two malt processes never send the same change at once.
+    "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;
+    ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer malt.

@@ -30,6 +30,8 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     label: String,
+    /// This process's name on outbox leases: `pid:nonce`.
+    owner: String,
 }
 
 impl Store {
@@ -80,7 +82,31 @@ impl Store {
                 path: label.clone(),
                 message,
             })?;
-        Ok(Store { conn, label })
+        let owner = format!(
+            "{}:{}",
+            std::process::id(),
+            crate::auth::pkce::random_string(8)
+        );
+        Ok(Store { conn, label, owner })
+    }
+
+    /// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so two
+    /// processes never both read, then both write.
+    fn write(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        let label = self.label.clone();
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|source| StoreError::Sqlite {
+                path: label,
+                source,
+            })
+    }
+
+    /// Changes whenever another connection (another malt) commits to the database.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {

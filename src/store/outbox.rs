@@ -16,6 +16,24 @@ pub struct Retry {
 
 const OP_COLUMNS: &str = "seq, service, kind, media_id, field, value, base, attempts";
 
+/// Whether the process named in a lease (`pid:nonce`) still runs. A lease whose holder has died
+/// (killed, crashed) is free at once instead of when it runs out.
+fn lease_holder_alive(holder: &str) -> bool {
+    let Some(pid) = holder.split(':').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    if pid == std::process::id() {
+        // Our pid but not our nonce: an earlier process that had the same pid.
+        return false;
+    }
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        // Elsewhere a lease is only freed when it runs out.
+        true
+    }
+}
+
 fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Option<Op>> {
     let service: String = row.get(1)?;
     let field: String = row.get(4)?;
@@ -59,7 +77,7 @@ impl Store {
             path: label.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self.write()?;
         tx.execute(
             "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
             params![service.key(), kind.key(), media_id as i64],
@@ -144,26 +162,94 @@ impl Store {
         self.select_ops(&sql, params![service.key()])
     }
 
-    /// The changes that may be sent now: for each entry, only its oldest waiting change, and only
-    /// once its back-off has passed. Later changes to an entry wait for the earlier ones.
-    pub fn due(&self, service: Service, now_ms: i64) -> Result<Vec<Op>, StoreError> {
+    /// The changes that may be sent now, oldest first: for each entry only its oldest waiting
+    /// change, only once its back-off has passed, and only when no other live malt holds its lease.
+    /// Later changes to an entry wait for the earlier ones. Read-only.
+    pub fn due(&mut self, service: Service, now_ms: i64) -> Result<Vec<Op>, StoreError> {
+        self.due_ops(service, now_ms, None)
+    }
+
+    /// Claims the oldest change that may be sent now (see [`Store::due`]) and leases it to this
+    /// process for `lease_ms`, so no other malt sends it meanwhile.
+    pub fn claim_next(
+        &mut self,
+        service: Service,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Op>, StoreError> {
+        Ok(self
+            .due_ops(service, now_ms, Some(lease_ms))?
+            .into_iter()
+            .next())
+    }
+
+    fn due_ops(
+        &mut self,
+        service: Service,
+        now_ms: i64,
+        lease_ms: Option<i64>,
+    ) -> Result<Vec<Op>, StoreError> {
         let sql = format!(
-            "SELECT {OP_COLUMNS} FROM outbox o
+            "SELECT {OP_COLUMNS}, COALESCE(o.lease_owner, ''), o.lease_until FROM outbox o
              WHERE o.service = ?1 AND o.failed = 0 AND o.next_attempt_at <= ?2
                AND o.seq = (SELECT MIN(p.seq) FROM outbox p
                             WHERE p.service = o.service AND p.kind = o.kind
                               AND p.media_id = o.media_id AND p.failed = 0)
              ORDER BY o.seq"
         );
-        self.select_ops(&sql, params![service.key(), now_ms])
+        let owner = self.owner.clone();
+        let label = self.label.clone();
+        let err = |source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        };
+        let tx = self.write()?;
+        let mut claimed = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
+            let rows = stmt
+                .query_map(params![service.key(), now_ms], |row| {
+                    Ok((
+                        op_from_row(row)?,
+                        row.get::<_, String>(8)?,
+                        row.get::<_, i64>(9)?,
+                    ))
+                })
+                .map_err(err)?;
+            for row in rows {
+                let (op, holder, until) = row.map_err(err)?;
+                let free = until <= now_ms
+                    || holder.is_empty()
+                    || holder == owner
+                    || !lease_holder_alive(&holder);
+                if let (Some(op), true) = (op, free) {
+                    claimed.push(op);
+                    if lease_ms.is_some() {
+                        break;
+                    }
+                }
+            }
+            if let (Some(lease_ms), Some(op)) = (lease_ms, claimed.first()) {
+                tx.execute(
+                    "UPDATE outbox SET lease_owner = ?2, lease_until = ?3 WHERE seq = ?1",
+                    params![op.seq, owner, now_ms + lease_ms],
+                )
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(claimed)
     }
 
-    /// When the earliest waiting change may be tried again, if any is waiting.
+    /// When a waiting change may next be claimed (its back-off over, and any lease another
+    /// process holds on it run out), if any is waiting.
     pub fn next_attempt_at(&self, service: Service) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE service = ?1 AND failed = 0",
-                params![service.key()],
+                "SELECT MIN(MAX(next_attempt_at, CASE WHEN lease_owner IS NULL OR lease_owner = ?2
+                                                      THEN 0 ELSE lease_until END))
+                 FROM outbox WHERE service = ?1 AND failed = 0",
+                params![service.key(), self.owner],
                 |r| r.get(0),
             )
             .optional()
@@ -178,7 +264,7 @@ impl Store {
             path: label.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self.write()?;
         tx.execute("DELETE FROM outbox WHERE seq = ?1", params![op.seq])
             .map_err(err)?;
         tx.execute(
@@ -198,7 +284,9 @@ impl Store {
     pub fn reschedule(&mut self, seq: i64, retry: &Retry) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE seq = ?1",
+                "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4,
+                                   lease_owner = NULL, lease_until = 0
+                 WHERE seq = ?1",
                 params![seq, retry.attempts, retry.next_attempt_at_ms, retry.error],
             )
             .map(|_| ())
@@ -219,7 +307,8 @@ impl Store {
     pub fn mark_failed(&mut self, seq: i64, error: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE outbox SET failed = 1, last_error = ?2 WHERE seq = ?1",
+                "UPDATE outbox SET failed = 1, last_error = ?2, lease_owner = NULL, lease_until = 0
+                 WHERE seq = ?1",
                 params![seq, error],
             )
             .map(|_| ())
@@ -342,6 +431,71 @@ mod tests {
             "a new change supersedes refused ones"
         );
         assert_eq!(values(&s.pending(Service::Mal).unwrap()), vec![(1, 2)]);
+    }
+
+    #[test]
+    fn a_claimed_change_is_not_given_to_another_process_until_its_lease_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("malt.db");
+        let mut a = Store::open(&path).unwrap();
+        let mut b = Store::open(&path).unwrap();
+        b.owner = "1:other".into(); // pid 1 is always alive
+        push(&mut a, 1, 6);
+        push(&mut a, 1, 7);
+        push(&mut a, 2, 1);
+        let first = b.claim_next(Service::Mal, 1_000, 60_000).unwrap().unwrap();
+        assert_eq!(values(std::slice::from_ref(&first)), vec![(1, 6)]);
+        // Entry 1 is held by b: a may only take entry 2, and not entry 1's later change.
+        assert_eq!(values(&a.due(Service::Mal, 2_000).unwrap()), vec![(2, 1)]);
+        assert_eq!(a.next_attempt_at(Service::Mal).unwrap(), Some(0));
+        // b delivers; the next change of entry 1 becomes available to anyone.
+        b.complete(&first, 6).unwrap();
+        assert_eq!(
+            values(&a.due(Service::Mal, 2_000).unwrap()),
+            vec![(1, 7), (2, 1)]
+        );
+        // A lease that ran out is free again.
+        let held = b.claim_next(Service::Mal, 3_000, 1_000).unwrap().unwrap();
+        assert_eq!(values(std::slice::from_ref(&held)), vec![(1, 7)]);
+        assert_eq!(values(&a.due(Service::Mal, 3_500).unwrap()), vec![(2, 1)]);
+        assert_eq!(
+            values(&a.due(Service::Mal, 4_000).unwrap()),
+            vec![(1, 7), (2, 1)]
+        );
+    }
+
+    #[test]
+    fn a_lease_held_by_a_dead_process_is_free_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("malt.db");
+        let mut a = Store::open(&path).unwrap();
+        let mut dead = Store::open(&path).unwrap();
+        dead.owner = format!("{}:gone", u32::MAX - 7); // no such pid
+        push(&mut a, 1, 6);
+        dead.claim_next(Service::Mal, 0, 3_600_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(values(&a.due(Service::Mal, 1).unwrap()), vec![(1, 6)]);
+        // An earlier process with our own pid (a restart that got the same pid) is dead too.
+        dead.owner = format!("{}:earlier", std::process::id());
+        dead.claim_next(Service::Mal, 0, 3_600_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(values(&a.due(Service::Mal, 1).unwrap()), vec![(1, 6)]);
+    }
+
+    #[test]
+    fn another_connection_s_commit_changes_the_data_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("malt.db");
+        let mut a = Store::open(&path).unwrap();
+        let b = Store::open(&path).unwrap();
+        let before = b.data_version().unwrap();
+        push(&mut a, 1, 1);
+        assert_ne!(b.data_version().unwrap(), before);
+        let mine = a.data_version().unwrap();
+        push(&mut a, 1, 2);
+        assert_eq!(a.data_version().unwrap(), mine, "own commits do not count");
     }
 
     #[test]

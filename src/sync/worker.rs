@@ -17,7 +17,20 @@ pub struct Worker {
     pub db: Db,
     /// Rung after a change is written to the outbox.
     pub wake: Arc<Notify>,
+    /// Rung to end a back-off early: everything waiting is to be tried now.
+    pub kick: Arc<Notify>,
     pub events: UnboundedSender<Event>,
+}
+
+/// How long a claimed change is reserved for this process: longer than one delivery can take
+/// (two 30-second requests around a refresh).
+const LEASE_MS: i64 = 120_000;
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long to wait before the next try of a change that failed `attempts` times with `error`:
@@ -48,54 +61,76 @@ impl Worker {
         let mut login_reported = false;
         loop {
             let now = now_ms();
-            let due = match self.db.call(move |s| s.due(service, now)).await {
-                Ok(due) => due,
+            let claimed = self
+                .db
+                .call(move |s| s.claim_next(service, now, LEASE_MS))
+                .await;
+            let op = match claimed {
+                Ok(Some(op)) => op,
+                Ok(None) => {
+                    self.idle().await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!("outbox unreadable: {e}");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    self.pause(Duration::from_secs(5)).await;
                     continue;
                 }
             };
-            if due.is_empty() {
-                let next = self
-                    .db
-                    .call(move |s| s.next_attempt_at(service))
-                    .await
-                    .ok()
-                    .flatten();
-                match next {
-                    Some(at) => {
-                        let wait =
-                            Duration::from_millis((at - now_ms()).clamp(0, 3_600_000) as u64);
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = self.wake.notified() => {}
-                        }
+            match self.deliver(&op).await {
+                Ok(()) => login_reported = false,
+                Err(Undelivered::Refused) => {}
+                Err(Undelivered::Later { error, wait }) => {
+                    if error.needs_login() && !login_reported {
+                        let _ = self.events.send(Event::LoginNeeded(error));
+                        login_reported = true;
                     }
-                    None => self.wake.notified().await,
-                }
-                continue;
-            }
-            for op in due {
-                match self.deliver(&op).await {
-                    Ok(()) => login_reported = false,
-                    Err(e) if e.needs_login() => {
-                        if !login_reported {
-                            let _ = self.events.send(Event::LoginNeeded(e));
-                            login_reported = true;
-                        }
-                        break;
-                    }
-                    // Without a network, the other entries would fail the same way.
-                    Err(ProviderError::Offline(_)) => break,
-                    Err(_) => {}
+                    // The next change would meet the same trouble (no network, throttling, no
+                    // login): the whole queue waits, not just this change.
+                    self.pause(wait).await;
                 }
             }
         }
     }
 
+    /// Waits until the earliest waiting change is due, or something new is queued.
+    async fn idle(&self) {
+        let service = self.provider.service();
+        let next = self
+            .db
+            .call(move |s| s.next_attempt_at(service))
+            .await
+            .ok()
+            .flatten();
+        let wait = next.map(|at| Duration::from_millis((at - now_ms()).clamp(0, 3_600_000) as u64));
+        tokio::select! {
+            _ = sleep_or_forever(wait) => {}
+            _ = self.wake.notified() => {}
+            _ = self.kick.notified() => {}
+        }
+    }
+
+    /// Waits out a back-off. New changes wait too; only a kick (a new login, a restart) ends it early.
+    async fn pause(&self, wait: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.kick.notified() => {}
+        }
+    }
+}
+
+/// Why a change was not delivered, and for a passing reason, how long to wait.
+enum Undelivered {
+    Refused,
+    Later {
+        error: ProviderError,
+        wait: Duration,
+    },
+}
+
+impl Worker {
     /// Sends one change and records the outcome.
-    async fn deliver(&self, op: &Op) -> Result<(), ProviderError> {
+    async fn deliver(&self, op: &Op) -> Result<(), Undelivered> {
         let Change::Progress(value) = op.change;
         tracing::debug!(
             seq = op.seq,
@@ -123,9 +158,9 @@ impl Worker {
                 let _ = self.events.send(Event::Refused {
                     media_id: op.media_id,
                     value,
-                    error: error.clone(),
+                    error,
                 });
-                Err(error)
+                Err(Undelivered::Refused)
             }
             Err(error) => {
                 // A login problem is not the change's fault: it does not count as an attempt.
@@ -157,7 +192,7 @@ impl Worker {
                             .unwrap_or_else(|_| jiff::Timestamp::now()),
                     });
                 }
-                Err(error)
+                Err(Undelivered::Later { error, wait })
             }
         }
     }

@@ -90,6 +90,8 @@ struct Runtime {
     provider: Arc<dyn Provider>,
     db: Db,
     wake: Arc<Notify>,
+    /// Ends the worker's back-off.
+    kick: Arc<Notify>,
     /// Wakes the session refresher.
     recheck: Arc<Notify>,
     events: UnboundedSender<Event>,
@@ -154,10 +156,10 @@ impl Runtime {
             Effect::SendNow => {
                 let service = self.service;
                 let written = self.db.submit(move |s| s.due_now(service));
-                let wake = self.wake.clone();
+                let kick = self.kick.clone();
                 tokio::spawn(async move {
                     if let Ok(Ok(_)) = written.await {
-                        wake.notify_one();
+                        kick.notify_one();
                     }
                 });
             }
@@ -184,6 +186,7 @@ async fn event_loop(
         provider: app.provider.clone(),
         db: app.db.clone(),
         wake: Arc::new(Notify::new()),
+        kick: Arc::new(Notify::new()),
         recheck: Arc::new(Notify::new()),
         events: events_tx.clone(),
         service: app.provider.service(),
@@ -193,6 +196,7 @@ async fn event_loop(
             provider: app.provider.clone(),
             db: app.db.clone(),
             wake: runtime.wake.clone(),
+            kick: runtime.kick.clone(),
             events: events_tx.clone(),
         }
         .run(),

@@ -231,12 +231,13 @@ impl Session {
         // Another malt may be refreshing the same session: take the lock, then look at the file
         // again. If it holds other tokens, that process has refreshed (or the user logged in).
         let _lock = self.file.lock().await?;
-        if let Some(stored) = self.file.load()? {
-            if stored != current && state.expired.as_ref() != Some(&stored) {
-                tracing::info!("the session was renewed elsewhere; using the stored tokens");
-                state.tokens = Some(stored);
-                return Ok(());
-            }
+        if let Some(stored) = self.file.load()?
+            && stored != current
+            && state.expired.as_ref() != Some(&stored)
+        {
+            tracing::info!("the session was renewed elsewhere; using the stored tokens");
+            state.tokens = Some(stored);
+            return Ok(());
         }
         if current.refresh_token.is_empty() {
             state.expired = state.tokens.take();

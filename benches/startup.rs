@@ -460,13 +460,12 @@ fn in_process(dir: &Path, table: &mut Table) -> Res<()> {
         drop(client);
     }
     table.info(
-        "  HTTP client setup, `providers::http_client()` (in-process)",
+        "  HTTP client setup, `providers::http_client()` (in-process, after the first frame)",
         Stats::few(samples).figure(),
     );
-    let http = providers::http_client()?;
     let provider: Arc<dyn Provider> = Arc::new(Mal::new(
         mal,
-        http,
+        providers::Http::default(),
         TokenFile::new(root.join("mal-tokens.json")),
     ));
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -35,7 +35,8 @@ impl Files {
 pub fn run(cli: Cli) -> Result<(), String> {
     let _log = init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        // One worker for the background tasks; the list itself runs on the main thread.
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start: {e}"))?;
@@ -70,9 +71,11 @@ async fn run_list(config: Config, files: Files) -> Result<(), String> {
         return Err("not logged in to MyAnimeList yet: run `malt --login` first (or `malt --demo` to look around)".into());
     }
     let store = Store::open(&files.database()).map_err(|e| e.to_string())?;
-    let http = providers::http_client()?;
-    let provider: Arc<dyn Provider> =
-        Arc::new(Mal::new(mal, http, crate::auth::TokenFile::new(token_path)));
+    let provider: Arc<dyn Provider> = Arc::new(Mal::new(
+        mal,
+        providers::Http::default(),
+        crate::auth::TokenFile::new(token_path),
+    ));
     let app = tui::App {
         provider,
         db: Db::spawn(store),
@@ -122,7 +125,10 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
         .open(&path)
         .ok()?;
     let _ = crate::paths::set_mode(&path, 0o600);
-    let (writer, guard) = tracing_appender::non_blocking(file);
+    // A small queue: the default one preallocates megabytes for a log that sees a few lines.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(1024)
+        .finish(file);
     let level = std::env::var("MALT_LOG")
         .ok()
         .filter(|l| {

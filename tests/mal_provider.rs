@@ -9,7 +9,7 @@ use malt::auth::{TokenFile, TokenSet};
 use malt::config::{Config, MalConfig};
 use malt::domain::{Change, MediaKind, Service, Status};
 use malt::providers::mal::{Mal, finish_login};
-use malt::providers::{Provider, ProviderError, http_client};
+use malt::providers::{Http, Provider, ProviderError, http_client};
 use malt::store::{Db, Store};
 use malt::sync::{Event, Worker};
 use support::mal::{Anime, FakeMal};
@@ -55,7 +55,7 @@ impl Setup {
     }
 
     fn provider(&self) -> Mal {
-        Mal::new(&self.cfg, http_client().unwrap(), self.tokens.clone())
+        Mal::new(&self.cfg, Http::default(), self.tokens.clone())
     }
 }
 

@@ -22,6 +22,8 @@ pub enum OAuthError {
     Network(String),
     #[error("the login server sent an answer malt cannot read ({0})")]
     BadResponse(String),
+    #[error("{0}")]
+    Local(String),
 }
 
 fn describe_refusal(error: &str, message: Option<&str>, hint: Option<&str>, status: u16) -> String {
@@ -68,7 +70,7 @@ struct TokenBody {
 /// A client of one OAuth2 token endpoint.
 #[derive(Clone)]
 pub struct OAuthClient {
-    http: reqwest::Client,
+    http: crate::providers::Http,
     token_url: Url,
     client_id: String,
     client_secret: Option<String>,
@@ -76,7 +78,7 @@ pub struct OAuthClient {
 
 impl OAuthClient {
     pub fn new(
-        http: reqwest::Client,
+        http: crate::providers::Http,
         token_url: Url,
         client_id: String,
         client_secret: Option<String>,
@@ -125,8 +127,8 @@ impl OAuthClient {
             form.push(("client_secret", secret.as_str()));
         }
         form.extend_from_slice(fields);
-        let response = self
-            .http
+        let http = self.http.client().map_err(OAuthError::Local)?;
+        let response = http
             .post(self.token_url.clone())
             .form(&form)
             .send()

@@ -257,6 +257,7 @@ impl Session {
                 Err(AuthError::SessionExpired)
             }
             Err(OAuthError::Network(e)) => Err(AuthError::Offline(e)),
+            Err(OAuthError::Local(e)) => Err(AuthError::Storage(e)),
             Err(e) => Err(AuthError::Server(e.to_string())),
         }
     }

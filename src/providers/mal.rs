@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use reqwest::{Response, StatusCode, Url};
 use serde::Deserialize;
 
-use super::{Provider, ProviderError, describe_transport, looks_like_html};
+use super::{Http, Provider, ProviderError, describe_transport, looks_like_html};
 use crate::auth::{OAuthClient, OAuthError, Session, TokenFile, TokenSet};
 use crate::config::MalConfig;
 use crate::domain::{Ack, Change, ListEntry, MediaKind, Service, Status};
@@ -19,7 +19,7 @@ const MAX_PAGES: usize = 500;
 
 /// A logged-in MyAnimeList account.
 pub struct Mal {
-    http: reqwest::Client,
+    http: Http,
     api: String,
     session: Arc<Session>,
 }
@@ -38,7 +38,7 @@ pub fn authorize_url(cfg: &MalConfig, verifier: &str, state: &str) -> Url {
 }
 
 /// The client of MAL's token endpoint.
-pub fn oauth_client(cfg: &MalConfig, http: reqwest::Client) -> OAuthClient {
+pub fn oauth_client(cfg: &MalConfig, http: Http) -> OAuthClient {
     OAuthClient::new(
         http,
         endpoint(&cfg.auth_url, "token"),
@@ -65,7 +65,7 @@ pub async fn finish_login(
     code: &str,
     verifier: &str,
 ) -> Result<String, LoginError> {
-    let oauth = oauth_client(cfg, http.clone());
+    let oauth = oauth_client(cfg, Http::from(http.clone()));
     let tokens = oauth
         .exchange_code(code, verifier, cfg.redirect_uri.as_str())
         .await
@@ -104,7 +104,7 @@ async fn who_am_i(
 }
 
 impl Mal {
-    pub fn new(cfg: &MalConfig, http: reqwest::Client, file: TokenFile) -> Mal {
+    pub fn new(cfg: &MalConfig, http: Http, file: TokenFile) -> Mal {
         let session = Arc::new(Session::new(file, oauth_client(cfg, http.clone())));
         Mal {
             http,
@@ -117,10 +117,11 @@ impl Mal {
     /// refreshed (once, however many requests were rejected together) and the request retried once.
     async fn send(
         &self,
-        build: impl Fn(&str) -> reqwest::RequestBuilder,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<Response, ProviderError> {
+        let http = self.http.client().map_err(ProviderError::Local)?;
         let token = self.session.access().await?;
-        let response = build(&token)
+        let response = build(&http, &token)
             .send()
             .await
             .map_err(|e| ProviderError::Offline(describe_transport(&e)))?;
@@ -129,7 +130,7 @@ impl Mal {
         }
         tracing::info!("access token rejected (401); refreshing");
         let token = self.session.after_rejected(&token).await?;
-        let response = build(&token)
+        let response = build(&http, &token)
             .send()
             .await
             .map_err(|e| ProviderError::Offline(describe_transport(&e)))?;
@@ -214,7 +215,7 @@ async fn read_body(response: Response) -> Result<Vec<u8>, ProviderError> {
         .map_err(|e| ProviderError::Offline(describe_transport(&e)))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProviderError> {
+fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ProviderError> {
     serde_json::from_slice(body).map_err(|e| {
         ProviderError::BadResponse(if looks_like_html(body) {
             "MyAnimeList sent an HTML page instead of data".into()
@@ -225,9 +226,11 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ProviderErro
 }
 
 #[derive(Deserialize)]
-struct Page {
-    #[serde(default)]
-    data: Vec<serde_json::Value>,
+struct Page<'a> {
+    /// Items are kept as raw text and read one by one, so one bad item does not lose the page,
+    /// and no generic JSON tree is built for thousands of them.
+    #[serde(default, borrow)]
+    data: Vec<&'a serde_json::value::RawValue>,
     #[serde(default)]
     paging: Paging,
 }
@@ -298,8 +301,8 @@ pub fn parse_user(body: &[u8]) -> Result<String, ProviderError> {
 }
 
 /// One list item as a [`ListEntry`]; `None` (and a log line) for an item malt cannot read.
-fn entry_from_item(value: serde_json::Value, wanted: Status) -> Option<ListEntry> {
-    let item: Item = match serde_json::from_value(value) {
+fn entry_from_item(raw: &serde_json::value::RawValue, wanted: Status) -> Option<ListEntry> {
+    let item: Item = match serde_json::from_str(raw.get()) {
         Ok(item) => item,
         Err(e) => {
             tracing::warn!("skipping a list item malt cannot read: {e}");
@@ -355,7 +358,7 @@ impl Provider for Mal {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             let response = self
-                .send(|token| self.http.get(url.clone()).bearer_auth(token))
+                .send(|http, token| http.get(url.clone()).bearer_auth(token))
                 .await?;
             let page = parse_list_page(&read_body(response).await?, status)?;
             for entry in page.entries {
@@ -393,7 +396,7 @@ impl Provider for Mal {
         // MAL's request field is `num_watched_episodes`; its answer calls it `num_episodes_watched`.
         let form = [("num_watched_episodes", episodes.to_string())];
         let response = self
-            .send(|token| self.http.patch(&url).bearer_auth(token).form(&form))
+            .send(|http, token| http.patch(&url).bearer_auth(token).form(&form))
             .await
             .map_err(|e| match e {
                 ProviderError::Rejected(m) if m.contains("404") => {
@@ -444,7 +447,7 @@ mod tests {
         let file = TokenFile::new(std::env::temp_dir().join("malt-unused-tokens.json"));
         let mut c = cfg();
         c.api_url = Url::parse("http://127.0.0.1:9/v2").unwrap();
-        let mal = Mal::new(&c, reqwest::Client::new(), file);
+        let mal = Mal::new(&c, Http::default(), file);
         let next = mal
             .rebase("https://api.myanimelist.net/v2/users/@me/animelist?offset=1000&limit=1000&nsfw=true")
             .unwrap();
@@ -458,30 +461,32 @@ mod tests {
 
     #[test]
     fn recorded_list_page_parses() {
-        let page: Page = serde_json::from_str(include_str!(
-            "../../tests/fixtures/mal/user-animelist-page.json"
-        ))
+        let page = parse_list_page(
+            include_bytes!("../../tests/fixtures/mal/user-animelist-page.json"),
+            Status::Watching,
+        )
         .unwrap();
-        let entries: Vec<_> = page
-            .data
-            .into_iter()
-            .filter_map(|v| entry_from_item(v, Status::Watching))
-            .collect();
+        let entries = page.entries;
         assert!(!entries.is_empty());
         assert!(entries.iter().all(|e| !e.title.is_empty()));
     }
 
     #[test]
-    fn zero_episodes_means_unknown_and_nulls_are_tolerated() {
-        let item = serde_json::json!({
-            "node": {"id": 1, "title": "Ongoing", "num_episodes": 0},
-            "list_status": {"status": "watching", "score": null, "num_episodes_watched": 3}
-        });
-        let e = entry_from_item(item, Status::Watching).unwrap();
-        assert_eq!((e.total, e.score, e.progress), (None, 0, 3));
-        assert!(
-            entry_from_item(serde_json::json!({"node": {"id": "x"}}), Status::Watching).is_none()
-        );
+    fn zero_episodes_means_unknown_nulls_are_tolerated_and_bad_items_skipped() {
+        let body = br#"{"data":[
+            {"node": {"id": 1, "title": "Ongoing", "num_episodes": 0},
+             "list_status": {"status": "watching", "score": null, "num_episodes_watched": 3}},
+            {"node": {"id": "x"}},
+            {"node": {"id": 2, "title": "Fine", "num_episodes": 12}, "list_status": {"num_episodes_watched": 4}}
+        ], "paging": {}}"#;
+        let page = parse_list_page(body, Status::Watching).unwrap();
+        let got: Vec<_> = page
+            .entries
+            .iter()
+            .map(|e| (e.id, e.total, e.score, e.progress))
+            .collect();
+        assert_eq!(got, vec![(1, None, 0, 3), (2, Some(12), 0, 4)]);
+        assert_eq!(page.next, None);
     }
 
     #[test]

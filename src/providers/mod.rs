@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod mal;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -122,7 +123,24 @@ pub fn looks_like_html(body: &[u8]) -> bool {
     start.first() == Some(&b'<')
 }
 
-/// The one HTTP client every provider shares: connect and request timeouts, a proper User-Agent.
+/// The HTTP client every provider shares, built on first use: loading the system's certificates
+/// takes milliseconds the first frame should not wait for. Clones share one client.
+#[derive(Clone, Default)]
+pub struct Http(Arc<OnceLock<Result<reqwest::Client, String>>>);
+
+impl Http {
+    pub fn client(&self) -> Result<reqwest::Client, String> {
+        self.0.get_or_init(http_client).clone()
+    }
+}
+
+impl From<reqwest::Client> for Http {
+    fn from(client: reqwest::Client) -> Http {
+        Http(Arc::new(OnceLock::from(Ok(client))))
+    }
+}
+
+/// A new HTTP client: connect and request timeouts, a proper User-Agent.
 pub fn http_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .user_agent(concat!(

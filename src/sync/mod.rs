@@ -9,7 +9,7 @@ pub use fetch::fetch_list;
 pub use refresher::keep_fresh;
 pub use worker::{Worker, backoff};
 
-use crate::domain::ListEntry;
+use crate::domain::{ListEntry, Op};
 use crate::providers::ProviderError;
 
 /// What background work tells the UI.
@@ -46,6 +46,12 @@ pub enum Event {
     LoginNeeded(ProviderError),
     /// A new login has been found after the session had expired.
     LoginRestored,
+    /// Another malt process changed the database: the cache and the outbox as they now stand.
+    StoreChanged {
+        entries: Vec<ListEntry>,
+        pending: Vec<Op>,
+        refused: Vec<(Op, String)>,
+    },
     /// A change could not even be written to the local database.
     NotSaved {
         media_id: u64,

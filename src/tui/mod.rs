@@ -22,7 +22,7 @@ pub use update::update;
 pub use view::view;
 
 use crate::config::KeyMap;
-use crate::domain::{Service, Status};
+use crate::domain::{ListEntry, Op, Service, Status};
 use crate::providers::Provider;
 use crate::store::Db;
 use crate::sync::{self, Event};
@@ -32,6 +32,50 @@ pub struct App {
     pub provider: Arc<dyn Provider>,
     pub db: Db,
     pub keys: KeyMap,
+}
+
+type Snapshot = (Vec<ListEntry>, Vec<Op>, Vec<(Op, String)>);
+
+/// The cache and the outbox as they stand.
+fn snapshot(
+    store: &mut crate::store::Store,
+    service: Service,
+) -> Result<Snapshot, crate::store::StoreError> {
+    Ok((
+        store.entries(service, Status::Watching)?,
+        store.pending(service)?,
+        store.refused(service)?,
+    ))
+}
+
+/// Notices, within a second, when another malt process changes the database (a change queued
+/// or delivered there, a new login), and shows it.
+async fn watch_other_processes(
+    db: Db,
+    service: Service,
+    events: UnboundedSender<Event>,
+    wake: Arc<Notify>,
+) {
+    let mut seen = db.call(|s| s.data_version()).await.ok();
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every_second.tick().await;
+        let now = db.call(|s| s.data_version()).await.ok();
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        // Another process may have queued changes for this one to send.
+        wake.notify_one();
+        if let Ok((entries, pending, refused)) = db.call(move |s| snapshot(s, service)).await {
+            let _ = events.send(Event::StoreChanged {
+                entries,
+                pending,
+                refused,
+            });
+        }
+    }
 }
 
 /// Builds the first model from the cache and the outbox.
@@ -206,10 +250,21 @@ async fn event_loop(
         events_tx.clone(),
         runtime.recheck.clone(),
     ));
-    let mut background = Background { worker, refresher };
+    let watcher = tokio::spawn(watch_other_processes(
+        app.db.clone(),
+        runtime.service,
+        events_tx.clone(),
+        runtime.wake.clone(),
+    ));
+    let mut background = Background {
+        worker,
+        refresher,
+        watcher,
+    };
     let result = drive(terminal, model, &runtime, &mut events_rx, &mut background).await;
     background.worker.abort();
     background.refresher.abort();
+    background.watcher.abort();
     result
 }
 
@@ -218,6 +273,7 @@ async fn event_loop(
 struct Background {
     worker: tokio::task::JoinHandle<()>,
     refresher: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl Background {
@@ -225,6 +281,7 @@ impl Background {
         let (what, outcome) = tokio::select! {
             r = &mut self.worker => ("the sync worker", r),
             r = &mut self.refresher => ("the session refresher", r),
+            r = &mut self.watcher => ("the database watcher", r),
         };
         match outcome {
             Err(e) if e.is_panic() => {

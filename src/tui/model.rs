@@ -132,6 +132,15 @@ impl Model {
         self.selected = self.selected.min(self.rows.len().saturating_sub(1));
     }
 
+    /// Takes the cache and outbox as another process left them, keeping the selection.
+    pub fn reload(&mut self, entries: Vec<ListEntry>, pending: &[Op], refused: &[(Op, String)]) {
+        let selected = self.rows.get(self.selected).map(|r| r.entry.id);
+        self.load(entries, pending, refused);
+        if let Some(i) = selected.and_then(|id| self.rows.iter().position(|r| r.entry.id == id)) {
+            self.selected = i;
+        }
+    }
+
     /// Changes not yet confirmed by the service.
     pub fn pending(&self) -> u32 {
         self.rows.iter().map(|r| r.pending).sum()

@@ -242,6 +242,14 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             effects.push(Effect::SendNow);
             return effects;
         }
+        Event::StoreChanged {
+            entries,
+            pending,
+            refused,
+        } => {
+            model.reload(entries, &pending, &refused);
+            scroll_into_view(model);
+        }
         Event::NotSaved { media_id, error } => {
             if let Some(row) = model.row_mut(media_id) {
                 row.pending = row.pending.saturating_sub(1);

@@ -70,7 +70,7 @@ async fn run_list(config: Config, files: Files) -> Result<(), String> {
     if !token_path.exists() {
         return Err("not logged in to MyAnimeList yet: run `malt --login` first (or `malt --demo` to look around)".into());
     }
-    let store = Store::open(&files.database()).map_err(|e| e.to_string())?;
+    let (store, recovery) = Store::open_or_recover(&files.database()).map_err(|e| e.to_string())?;
     let provider: Arc<dyn Provider> = Arc::new(Mal::new(
         mal,
         providers::Http::default(),
@@ -80,6 +80,7 @@ async fn run_list(config: Config, files: Files) -> Result<(), String> {
         provider,
         db: Db::spawn(store),
         keys: config.keys,
+        warning: recovery.map(|r| r.to_string()),
     };
     tui::run(app).await.map_err(|e| e.to_string())
 }
@@ -106,6 +107,7 @@ async fn run_demo(cli: &Cli) -> Result<(), String> {
         provider: Arc::new(demo),
         db: Db::spawn(store),
         keys,
+        warning: None,
     };
     tui::run(app).await.map_err(|e| e.to_string())
 }

@@ -69,6 +69,27 @@ pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Moves a damaged file out of the way, keeping it beside the original as
+/// `NAME.damaged-YYYYMMDD-HHMMSS`, and returns where it went.
+pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
+    let stamp = jiff::ZonedDateTime::now()
+        .strftime("%Y%m%d-%H%M%S")
+        .to_string();
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("file path has no name"))?
+        .to_string_lossy()
+        .into_owned();
+    let mut copy = path.with_file_name(format!("{name}.damaged-{stamp}"));
+    let mut n = 1;
+    while copy.exists() {
+        n += 1;
+        copy = path.with_file_name(format!("{name}.damaged-{stamp}-{n}"));
+    }
+    fs::rename(path, &copy)?;
+    Ok(copy)
+}
+
 /// Sets unix permissions; a no-op elsewhere.
 pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     #[cfg(unix)]

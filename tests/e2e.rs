@@ -714,14 +714,33 @@ fn config_flag_reads_that_file() {
 }
 
 #[test]
-fn a_corrupt_database_is_one_clear_line() {
+fn a_corrupt_database_is_kept_aside_and_the_list_fetched_again() {
+    require_tmux!();
     let fake = FakeMal::start_background();
+    seed(&fake);
     let home = Home::for_fake(&fake);
     home.log_in(&fake);
     let db = home.data_dir().join("malt.db");
-    std::fs::write(&db, "this is not a database, just some text ".repeat(20)).unwrap();
-    let err = assert_one_line_error(&home, &[]);
-    assert!(err.contains(&db.display().to_string()), "{err}");
+    let junk = "this is not a database, just some text ".repeat(20);
+    std::fs::write(&db, &junk).unwrap();
+    let tmux = Tmux::start(&home, &[]);
+    let screen = tmux.wait_for("the rebuilt, synced list", TIMEOUT, list_synced);
+    if !status_bar(&screen).contains("database was damaged") {
+        tmux.fail("the status bar says what happened", &screen);
+    }
+    tmux.quit();
+    let kept: Vec<_> = std::fs::read_dir(home.data_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("malt.db.damaged-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "one copy of the bad file is kept");
+    assert_eq!(std::fs::read_to_string(kept[0].path()).unwrap(), junk);
+    assert_eq!(mode(&db) & 0o777, 0o600);
 }
 
 #[test]
@@ -739,6 +758,22 @@ fn a_damaged_token_file_says_log_in_again() {
     });
     tmux.quit();
     assert!(fake.patches().is_empty());
+    // The damaged file is kept for inspection, out of the way of the next login.
+    let kept: Vec<_> = std::fs::read_dir(home.data_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("mal-tokens.json.damaged-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(kept[0].path()).unwrap(),
+        "{\"access_token\": \"abc"
+    );
+    assert!(!home.tokens_path().exists());
 }
 
 #[test]

@@ -62,15 +62,27 @@ impl TokenFile {
         &self.path
     }
 
-    /// The stored tokens; `None` when nobody has logged in.
+    /// The stored tokens; `None` when nobody has logged in. A file that cannot be read as tokens is
+    /// moved aside (kept for inspection) and reported once as [`AuthError::Damaged`].
     pub fn load(&self) -> Result<Option<TokenSet>, AuthError> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|_| {
-                AuthError::Storage(format!(
-                    "the token file {} is damaged; run `malt --login` again",
-                    self.path.display()
-                ))
-            }),
+            Ok(bytes) => match serde_json::from_slice::<TokenSet>(&bytes) {
+                Ok(tokens) if !tokens.access_token.is_empty() => Ok(Some(tokens)),
+                _ => {
+                    let copy = crate::paths::set_aside(&self.path);
+                    tracing::warn!(copy = ?copy, "the token file is damaged");
+                    Err(AuthError::Damaged(match copy {
+                        Ok(copy) => format!(
+                            "the saved login was damaged: run `malt --login` (the old file is kept as {})",
+                            copy.display()
+                        ),
+                        Err(e) => format!(
+                            "the saved login is damaged: run `malt --login` ({}: {e})",
+                            self.path.display()
+                        ),
+                    }))
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(AuthError::Storage(format!(
                 "cannot read the token file {}: {e}",
@@ -127,6 +139,9 @@ pub enum AuthError {
     Storage(String),
     #[error("{0}")]
     Server(String),
+    /// The token file could not be read as tokens; it has been set aside.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 struct State {

@@ -19,6 +19,9 @@ pub enum ProviderError {
     NotLoggedIn,
     #[error("session expired: run `malt --login` to sign in again")]
     SessionExpired,
+    /// The saved login could not be read (the message says where the damaged copy is kept).
+    #[error("{0}")]
+    LoginDamaged(String),
     /// No answer: no network, DNS, refused connection, timeout.
     #[error("offline ({0})")]
     Offline(String),
@@ -52,7 +55,9 @@ impl ProviderError {
     pub fn needs_login(&self) -> bool {
         matches!(
             self,
-            ProviderError::NotLoggedIn | ProviderError::SessionExpired
+            ProviderError::NotLoggedIn
+                | ProviderError::SessionExpired
+                | ProviderError::LoginDamaged(_)
         )
     }
 }
@@ -66,6 +71,7 @@ impl From<crate::auth::AuthError> for ProviderError {
             AuthError::Offline(m) => ProviderError::Offline(m),
             AuthError::Storage(m) => ProviderError::Local(m),
             AuthError::Server(m) => ProviderError::Server(m),
+            AuthError::Damaged(m) => ProviderError::LoginDamaged(m),
         }
     }
 }

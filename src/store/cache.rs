@@ -144,6 +144,80 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_is_not_a_database_is_kept_aside_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("malt.db");
+        let junk = b"this is not sqlite, just some text that is long enough to matter".repeat(10);
+        std::fs::write(&path, &junk).unwrap();
+        let (mut store, recovery) = Store::open_or_recover(&path).unwrap();
+        let recovery = recovery.expect("recovered");
+        assert_eq!(recovery.rescued, 0);
+        assert_eq!(
+            std::fs::read(&recovery.copy).unwrap(),
+            junk,
+            "the bad file is kept as it was"
+        );
+        assert!(recovery.to_string().contains("damaged"));
+        store
+            .replace_entries(Service::Mal, Status::Watching, &[entry(1, "A", 1)])
+            .unwrap();
+        // A healthy database opens with nothing to report.
+        drop(store);
+        assert!(Store::open_or_recover(&path).unwrap().1.is_none());
+    }
+
+    #[test]
+    fn a_truncated_database_keeps_the_queued_changes_it_can_read() {
+        use crate::domain::Change;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("malt.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            for n in 1..=10 {
+                store
+                    .enqueue(
+                        Service::Mal,
+                        MediaKind::Anime,
+                        7,
+                        Change::Progress(n),
+                        n - 1,
+                        0,
+                    )
+                    .unwrap();
+            }
+            store.set_meta(Service::Mal, "account", "someone").unwrap();
+            let many: Vec<_> = (0..5000)
+                .map(|i| entry(100 + i, &format!("Title {i:05} with some length"), 0))
+                .collect();
+            store
+                .replace_entries(Service::Mal, Status::Watching, &many)
+                .unwrap();
+        } // closing checkpoints the WAL into the file
+        let len = std::fs::metadata(&path).unwrap().len();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(len / 2).unwrap();
+        drop(file);
+        let (mut store, recovery) = Store::open_or_recover(&path).unwrap();
+        let recovery = recovery.expect("the damage is noticed at open");
+        assert_eq!(recovery.rescued, 10);
+        let due = store.due(Service::Mal, 0).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].change, Change::Progress(1), "order kept");
+        assert_eq!(store.pending(Service::Mal).unwrap().len(), 10);
+        assert_eq!(
+            store.meta(Service::Mal, "account").unwrap().as_deref(),
+            Some("someone")
+        );
+        assert!(
+            store
+                .entries(Service::Mal, Status::Watching)
+                .unwrap()
+                .is_empty(),
+            "the cache is fetched again"
+        );
+    }
+
+    #[test]
     fn a_file_that_is_not_a_database_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("malt.db");

@@ -26,6 +26,40 @@ pub enum StoreError {
     Closed,
 }
 
+impl StoreError {
+    /// The file is not a database, or its content is damaged.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            StoreError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// What was done about a damaged database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Where the damaged file is kept.
+    pub copy: PathBuf,
+    /// Queued changes read back from it.
+    pub rescued: usize,
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the database was damaged and has been rebuilt ({} queued change{} kept; the list is fetched again; the old file is {})",
+            self.rescued,
+            if self.rescued == 1 { "" } else { "s" },
+            self.copy.display()
+        )
+    }
+}
+
 /// The database, owned by one thread at a time.
 pub struct Store {
     conn: Connection,
@@ -51,6 +85,95 @@ impl Store {
             let _ = crate::paths::set_mode(path, 0o600);
         }
         Store::init(conn, label, true)
+    }
+
+    /// Opens the database; a damaged one is kept aside (`malt.db.damaged-…`), a new one made, and
+    /// the queued changes and facts that can still be read from the damaged one carried over.
+    pub fn open_or_recover(path: &Path) -> Result<(Store, Option<Recovery>), StoreError> {
+        let damage = match Store::open(path).and_then(|s| s.check().map(|()| s)) {
+            Ok(store) => return Ok((store, None)),
+            Err(e) if e.is_damage() => e,
+            Err(e) => return Err(e),
+        };
+        tracing::warn!("database damaged, rebuilding: {damage}");
+        let set_aside = |e: std::io::Error| StoreError::Schema {
+            path: path.display().to_string(),
+            message: format!("damaged, and it cannot be moved aside: {e}"),
+        };
+        let copy = crate::paths::set_aside(path).map_err(set_aside)?;
+        let wal = |p: &Path| PathBuf::from(format!("{}-wal", p.display()));
+        if wal(path).exists() {
+            std::fs::rename(wal(path), wal(&copy)).map_err(set_aside)?;
+        }
+        let _ = std::fs::remove_file(format!("{}-shm", path.display()));
+        // Read what can be read from a scratch copy, so the kept file stays as it was found.
+        let scratch = PathBuf::from(format!("{}.salvage", path.display()));
+        let (ops, meta) = match std::fs::copy(&copy, &scratch) {
+            Ok(_) => {
+                if wal(&copy).exists() {
+                    let _ = std::fs::copy(wal(&copy), wal(&scratch));
+                }
+                salvage(&scratch)
+            }
+            Err(_) => (Vec::new(), Vec::new()),
+        };
+        for leftover in [
+            scratch.clone(),
+            wal(&scratch),
+            PathBuf::from(format!("{}-shm", scratch.display())),
+        ] {
+            let _ = std::fs::remove_file(leftover);
+        }
+        let mut store = Store::open(path)?;
+        let rescued = store.restore(&ops, &meta)?;
+        Ok((store, Some(Recovery { copy, rescued })))
+    }
+
+    /// Reads every table through, so a damaged file shows itself at start.
+    pub fn check(&self) -> Result<(), StoreError> {
+        for table in ["entries", "outbox", "meta"] {
+            self.conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn restore(
+        &mut self,
+        ops: &[SalvagedOp],
+        meta: &[(String, String, String)],
+    ) -> Result<usize, StoreError> {
+        let label = self.label.clone();
+        let err = |source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        };
+        let tx = self.write()?;
+        for op in ops {
+            tx.execute(
+                "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, failed, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                rusqlite::params![
+                    op.service, op.kind, op.media_id, op.field, op.value, op.base, op.created_at, op.failed, op.last_error
+                ],
+            )
+            .map_err(err)?;
+        }
+        for (service, key, value) in meta {
+            // The last sync time belonged to the lost cache.
+            if key != "last_sync" {
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (service, key, value) VALUES (?1, ?2, ?3)",
+                    (service, key, value),
+                )
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(ops.len())
     }
 
     /// A private in-memory database (the demo).
@@ -148,6 +271,77 @@ impl Store {
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
+}
+
+/// An outbox row read back from a damaged database.
+struct SalvagedOp {
+    service: String,
+    kind: String,
+    media_id: i64,
+    field: String,
+    value: i64,
+    base: i64,
+    created_at: i64,
+    failed: i64,
+    last_error: Option<String>,
+}
+
+/// Reads what can still be read of the outbox and the facts from a damaged database, row by row,
+/// stopping at the first unreadable one.
+fn salvage(path: &Path) -> (Vec<SalvagedOp>, Vec<(String, String, String)>) {
+    let mut ops = Vec::new();
+    let mut meta = Vec::new();
+    // A truncated file still claims its old size in the header, and SQLite then reports every
+    // table as malformed. Clearing the header's "version-valid-for" field (bytes 92..96) makes it
+    // size the file by what is really there, so the pages that survived can be read.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path)
+            && f.metadata().is_ok_and(|m| m.len() >= 100)
+            && f.seek(SeekFrom::Start(92)).is_ok()
+        {
+            let _ = f.write_all(&[0; 4]);
+        }
+    }
+    let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) else {
+        return (ops, meta);
+    };
+    if let Ok(mut stmt) = conn.prepare(
+        "SELECT service, kind, media_id, field, value, base, created_at, failed, last_error
+         FROM outbox ORDER BY seq",
+    ) && let Ok(mut rows) = stmt.query([])
+    {
+        while let Ok(Some(row)) = rows.next() {
+            let op = (|| {
+                Ok::<_, rusqlite::Error>(SalvagedOp {
+                    service: row.get(0)?,
+                    kind: row.get(1)?,
+                    media_id: row.get(2)?,
+                    field: row.get(3)?,
+                    value: row.get(4)?,
+                    base: row.get(5)?,
+                    created_at: row.get(6)?,
+                    failed: row.get(7)?,
+                    last_error: row.get(8)?,
+                })
+            })();
+            match op {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+    }
+    if let Ok(mut stmt) = conn.prepare("SELECT service, key, value FROM meta")
+        && let Ok(mut rows) = stmt.query([])
+    {
+        while let Ok(Some(row)) = rows.next() {
+            match (row.get(0), row.get(1), row.get(2)) {
+                (Ok(s), Ok(k), Ok(v)) => meta.push((s, k, v)),
+                _ => break,
+            }
+        }
+    }
+    (ops, meta)
 }
 
 /// The default database file.

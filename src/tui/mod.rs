@@ -32,6 +32,8 @@ pub struct App {
     pub provider: Arc<dyn Provider>,
     pub db: Db,
     pub keys: KeyMap,
+    /// Something the user should know from the start (a database that was rebuilt).
+    pub warning: Option<String>,
 }
 
 type Snapshot = (Vec<ListEntry>, Vec<Op>, Vec<(Op, String)>);
@@ -101,6 +103,7 @@ pub async fn initial_model(app: &App) -> Result<Model, crate::store::StoreError>
     );
     model.load(entries, &pending, &refused);
     model.last_sync = last_sync.and_then(|s| s.parse().ok());
+    model.error = app.warning.clone();
     Ok(model)
 }
 

@@ -230,7 +230,7 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
         }
         Event::LoginNeeded(error) => {
             let first = model.login_needed.is_none();
-            model.login_needed = Some(error.to_string());
+            needs_login(model, &error);
             if first {
                 return vec![Effect::CheckLogin];
             }
@@ -271,10 +271,18 @@ fn first_key(model: &Model, action: Action) -> String {
         .map_or_else(|| action.name().to_string(), |k| k.label())
 }
 
+/// Several background tasks notice a missing login at once; the first word stays, unless a later
+/// one says more (that the saved login was damaged, and where it is kept).
+fn needs_login(model: &mut Model, error: &ProviderError) {
+    if model.login_needed.is_none() || matches!(error, ProviderError::LoginDamaged(_)) {
+        model.login_needed = Some(error.to_string());
+    }
+}
+
 fn failure(model: &mut Model, error: ProviderError) {
     match error {
         ProviderError::Offline(reason) => model.link = Link::Offline(reason),
-        e if e.needs_login() => model.login_needed = Some(e.to_string()),
+        e if e.needs_login() => needs_login(model, &e),
         e => model.error = Some(e.to_string()),
     }
 }

@@ -481,6 +481,7 @@ fn in_process(dir: &Path, table: &mut Table) -> Res<()> {
             provider: provider.clone(),
             db: Db::spawn(store),
             keys: KeyMap::default(),
+            warning: None,
         };
         let mut model = runtime
             .block_on(tui::initial_model(&app))

@@ -100,7 +100,7 @@ async fn run_demo(cli: &Cli) -> Result<(), String> {
     // Seed the cache as if the list had been synced before, so the first frame shows it.
     let seed = demo.entries();
     store
-        .replace_entries(Service::Demo, Status::Watching, &seed)
+        .replace_entries(Service::Demo, Status::Watching, &seed, i64::MAX)
         .and_then(|()| store.set_meta(Service::Demo, "account", "demo"))
         .map_err(|e| e.to_string())?;
     let app = tui::App {

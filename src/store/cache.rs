@@ -37,11 +37,14 @@ impl Store {
     }
 
     /// Replaces the cached entries of one status with a freshly fetched list, in one transaction.
+    /// An entry whose change was confirmed after `fetch_started_ms` keeps its confirmed progress:
+    /// the list was read before that change reached the service.
     pub fn replace_entries(
         &mut self,
         service: Service,
         status: Status,
         entries: &[ListEntry],
+        fetch_started_ms: i64,
     ) -> Result<(), StoreError> {
         let label = self.label.clone();
         let err = |source| StoreError::Sqlite {
@@ -49,6 +52,21 @@ impl Store {
             source,
         };
         let tx = self.write()?;
+        let newer: Vec<(i64, u32, i64)> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, progress, acked_at FROM entries
+                     WHERE service = ?1 AND kind = ?2 AND acked_at > ?3",
+                )
+                .map_err(err)?;
+            stmt.query_map(
+                params![service.key(), MediaKind::Anime.key(), fetch_started_ms],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?
+        };
         tx.execute(
             "DELETE FROM entries WHERE service = ?1 AND kind = ?2 AND status = ?3",
             params![service.key(), MediaKind::Anime.key(), status.key()],
@@ -76,6 +94,22 @@ impl Store {
                         e.updated_at,
                     ])
                     .map_err(err)?;
+            }
+            let mut keep = tx
+                .prepare_cached(
+                    "UPDATE entries SET progress = ?4, acked_at = ?5
+                     WHERE service = ?1 AND kind = ?2 AND id = ?3",
+                )
+                .map_err(err)?;
+            for (id, progress, acked_at) in newer {
+                keep.execute(params![
+                    service.key(),
+                    MediaKind::Anime.key(),
+                    id,
+                    progress,
+                    acked_at
+                ])
+                .map_err(err)?;
             }
         }
         tx.commit().map_err(err)
@@ -107,12 +141,18 @@ mod tests {
                 Service::Mal,
                 Status::Watching,
                 &[entry(2, "beta", 1), entry(1, "Alpha", 3)],
+                i64::MAX,
             )
             .unwrap();
         let got = store.entries(Service::Mal, Status::Watching).unwrap();
         assert_eq!(got, vec![entry(1, "Alpha", 3), entry(2, "beta", 1)]);
         store
-            .replace_entries(Service::Mal, Status::Watching, &[entry(2, "beta", 2)])
+            .replace_entries(
+                Service::Mal,
+                Status::Watching,
+                &[entry(2, "beta", 2)],
+                i64::MAX,
+            )
             .unwrap();
         assert_eq!(
             store.entries(Service::Mal, Status::Watching).unwrap(),
@@ -133,7 +173,12 @@ mod tests {
         {
             let mut store = Store::open(&path).unwrap();
             store
-                .replace_entries(Service::Mal, Status::Watching, &[entry(5, "Kept", 4)])
+                .replace_entries(
+                    Service::Mal,
+                    Status::Watching,
+                    &[entry(5, "Kept", 4)],
+                    i64::MAX,
+                )
                 .unwrap();
         }
         let store = Store::open(&path).unwrap();
@@ -159,7 +204,12 @@ mod tests {
         );
         assert!(recovery.to_string().contains("damaged"));
         store
-            .replace_entries(Service::Mal, Status::Watching, &[entry(1, "A", 1)])
+            .replace_entries(
+                Service::Mal,
+                Status::Watching,
+                &[entry(1, "A", 1)],
+                i64::MAX,
+            )
             .unwrap();
         // A healthy database opens with nothing to report.
         drop(store);
@@ -190,7 +240,7 @@ mod tests {
                 .map(|i| entry(100 + i, &format!("Title {i:05} with some length"), 0))
                 .collect();
             store
-                .replace_entries(Service::Mal, Status::Watching, &many)
+                .replace_entries(Service::Mal, Status::Watching, &many, i64::MAX)
                 .unwrap();
         } // closing checkpoints the WAL into the file
         let len = std::fs::metadata(&path).unwrap().len();

@@ -40,6 +40,8 @@ const MIGRATIONS: &[&str] = &[
     // 2: outbox leases, so two malt processes never send the same change at once.
     "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;
     ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;",
+    // 3: when a change to an entry was last confirmed, so a list fetched before it cannot undo it.
+    "ALTER TABLE entries ADD COLUMN acked_at INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer malt.

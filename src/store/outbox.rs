@@ -268,12 +268,13 @@ impl Store {
         tx.execute("DELETE FROM outbox WHERE seq = ?1", params![op.seq])
             .map_err(err)?;
         tx.execute(
-            "UPDATE entries SET progress = ?1 WHERE service = ?2 AND kind = ?3 AND id = ?4",
+            "UPDATE entries SET progress = ?1, acked_at = ?5 WHERE service = ?2 AND kind = ?3 AND id = ?4",
             params![
                 confirmed_progress,
                 op.service.key(),
                 op.kind.key(),
-                op.media_id as i64
+                op.media_id as i64,
+                jiff::Timestamp::now().as_millisecond()
             ],
         )
         .map_err(err)?;
@@ -379,6 +380,43 @@ mod tests {
         let first = s.due(Service::Mal, 0).unwrap().remove(0);
         s.complete(&first, 6).unwrap();
         assert_eq!(values(&s.due(Service::Mal, 0).unwrap()), vec![(1, 7)]);
+    }
+
+    #[test]
+    fn a_list_fetched_before_a_confirmation_does_not_undo_it() {
+        use crate::domain::{ListEntry, Status};
+        let mut s = store();
+        let entry = |progress| ListEntry {
+            id: 1,
+            kind: MediaKind::Anime,
+            title: "A".into(),
+            status: Status::Watching,
+            progress,
+            total: None,
+            score: 0,
+            updated_at: None,
+        };
+        s.replace_entries(Service::Mal, Status::Watching, &[entry(5)], 0)
+            .unwrap();
+        push(&mut s, 1, 6);
+        let fetch_started = jiff::Timestamp::now().as_millisecond() - 1;
+        let op = s.due(Service::Mal, 0).unwrap().remove(0);
+        s.complete(&op, 6).unwrap();
+        // The fetch read the list before the change landed.
+        s.replace_entries(Service::Mal, Status::Watching, &[entry(5)], fetch_started)
+            .unwrap();
+        assert_eq!(
+            s.entries(Service::Mal, Status::Watching).unwrap()[0].progress,
+            6
+        );
+        // A fetch started after the confirmation is the truth (say, an edit on the website).
+        let later = jiff::Timestamp::now().as_millisecond() + 1;
+        s.replace_entries(Service::Mal, Status::Watching, &[entry(9)], later)
+            .unwrap();
+        assert_eq!(
+            s.entries(Service::Mal, Status::Watching).unwrap()[0].progress,
+            9
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub async fn fetch_list(
     let arrived = move |n: usize| {
         let _ = progress.send(Event::ListProgress(n));
     };
+    let started = super::now_ms();
     let result = provider.fetch_list(status, &arrived).await;
     let event = match result {
         Ok(entries) => {
@@ -26,7 +27,7 @@ pub async fn fetch_list(
             let stored = entries.clone();
             let saved = db
                 .call(move |s| {
-                    s.replace_entries(service, status, &stored)?;
+                    s.replace_entries(service, status, &stored, started)?;
                     s.set_meta(service, "last_sync", &at.to_string())
                 })
                 .await;

@@ -39,6 +39,9 @@ pub enum Link {
 pub struct Fetching {
     pub received: usize,
     pub frame: usize,
+    /// Entries whose change the service confirmed while the list was being read: the list may
+    /// predate that change, so their confirmed value is kept.
+    pub confirmed_meanwhile: std::collections::HashSet<u64>,
 }
 
 /// Everything the screen shows. Changed only by `update`.

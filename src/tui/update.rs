@@ -167,11 +167,15 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             }
         }
         Event::ListFetched { entries, at } => {
-            model.fetching = None;
+            let meanwhile = model
+                .fetching
+                .take()
+                .map(|f| f.confirmed_meanwhile)
+                .unwrap_or_default();
             model.last_sync = Some(at);
             model.link = Link::Online;
             model.login_needed = None;
-            merge(model, entries);
+            merge(model, entries, &meanwhile);
         }
         Event::ListFailed(error) => {
             model.fetching = None;
@@ -184,6 +188,9 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
         Event::Delivered {
             media_id, progress, ..
         } => {
+            if let Some(f) = &mut model.fetching {
+                f.confirmed_meanwhile.insert(media_id);
+            }
             model.link = Link::Online;
             model.login_needed = None;
             if let Some(row) = model.row_mut(media_id) {
@@ -288,7 +295,11 @@ fn failure(model: &mut Model, error: ProviderError) {
 }
 
 /// Takes a freshly fetched list, keeping what the user changed and the service has not confirmed.
-fn merge(model: &mut Model, mut entries: Vec<ListEntry>) {
+fn merge(
+    model: &mut Model,
+    mut entries: Vec<ListEntry>,
+    confirmed_meanwhile: &std::collections::HashSet<u64>,
+) {
     // The same order as the cache: by title, ignoring case.
     entries.sort_by_cached_key(|e| (e.title.to_lowercase(), e.id));
     let selected_id = model.rows.get(model.selected).map(|r| r.entry.id);
@@ -297,8 +308,19 @@ fn merge(model: &mut Model, mut entries: Vec<ListEntry>) {
     model.rows = entries
         .into_iter()
         .map(|entry| {
-            let confirmed = entry.progress;
-            match old.remove(&entry.id) {
+            let mut confirmed = entry.progress;
+            let prev = old.remove(&entry.id);
+            if let Some(prev) = prev
+                .as_ref()
+                .filter(|p| confirmed_meanwhile.contains(&p.entry.id))
+            {
+                confirmed = prev.confirmed;
+            }
+            let entry = ListEntry {
+                progress: confirmed,
+                ..entry
+            };
+            match prev {
                 Some(prev) if prev.pending > 0 => Row {
                     entry: ListEntry {
                         progress: prev.entry.progress,
@@ -465,6 +487,50 @@ mod tests {
             .collect();
         assert_eq!(shown, vec![(1, 6, 1), (2, 2, 0), (3, 0, 0)]);
         assert_eq!(m.link, Link::Online);
+    }
+
+    #[test]
+    fn a_list_read_before_a_confirmed_change_does_not_undo_it() {
+        let mut m = model(vec![entry(1, "A", 5, Some(12)), entry(2, "B", 1, Some(3))]);
+        update::start(&mut m);
+        update(&mut m, key('+'));
+        update(
+            &mut m,
+            Msg::Sync(Event::Delivered {
+                seq: 1,
+                media_id: 1,
+                progress: 6,
+            }),
+        );
+        // The list was read before the PATCH landed, and arrives after its confirmation.
+        let stale = vec![entry(1, "A", 5, Some(12)), entry(2, "B", 2, Some(3))];
+        update(
+            &mut m,
+            Msg::Sync(Event::ListFetched {
+                entries: stale,
+                at: jiff::Timestamp::UNIX_EPOCH,
+            }),
+        );
+        let shown: Vec<_> = m
+            .rows
+            .iter()
+            .map(|r| (r.entry.progress, r.confirmed))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![(6, 6), (2, 2)],
+            "entry 2 was not touched: the server's value wins"
+        );
+        // The next fetch is trusted again.
+        update(&mut m, key('r'));
+        update(
+            &mut m,
+            Msg::Sync(Event::ListFetched {
+                entries: vec![entry(1, "A", 9, Some(12))],
+                at: jiff::Timestamp::UNIX_EPOCH,
+            }),
+        );
+        assert_eq!(m.rows[0].entry.progress, 9);
     }
 
     #[test]

@@ -363,6 +363,7 @@ mod tests {
         m.fetching = Some(Fetching {
             received: 1000,
             frame: 3,
+            ..Default::default()
         });
         insta::assert_snapshot!(draw(&m, 80, 10));
     }

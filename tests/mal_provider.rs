@@ -484,3 +484,219 @@ async fn login_exchanges_the_code_with_its_verifier_and_stores_tokens_privately(
     assert!(err.contains("did not match this login attempt"), "{err}");
     assert!(!err.contains(&stored.access_token) && !err.contains(&stored.refresh_token));
 }
+
+/// Runs a worker over `db` until `n` events have arrived (or panics after 10 s of silence).
+async fn worker_events(provider: Arc<dyn Provider>, db: &Db, n: usize) -> Vec<Event> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let worker = tokio::spawn(
+        Worker {
+            provider,
+            db: db.clone(),
+            wake: Arc::new(Notify::new()),
+            kick: Arc::new(Notify::new()),
+            events: tx,
+        }
+        .run(),
+    );
+    let mut events = Vec::new();
+    while events.len() < n {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(e)) => events.push(e),
+            _ => panic!("worker stalled after {events:?}"),
+        }
+    }
+    worker.abort();
+    events
+}
+
+fn requests_to(fake: &FakeMal, method: &str, path: &str) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|r| r.method == method && r.path == path)
+        .count()
+}
+
+#[tokio::test]
+async fn a_change_made_while_online_is_one_request() {
+    let s = setup().await;
+    s.fake.add_anime(Anime {
+        watched: 5,
+        ..Anime::new(1, "A", 24)
+    });
+    let provider: Arc<dyn Provider> = Arc::new(s.logged_in());
+    let db = Db::spawn(Store::open_in_memory().unwrap());
+    db.call(|st| st.enqueue_fresh(Service::Mal, MediaKind::Anime, 1, Change::Progress(6), 5, 0))
+        .await
+        .unwrap();
+    let events = worker_events(provider, &db, 1).await;
+    assert!(
+        matches!(events[0], Event::Delivered { progress: 6, .. }),
+        "{events:?}"
+    );
+    assert_eq!(s.fake.requests().len(), 1, "{:?}", s.fake.requests());
+}
+
+#[tokio::test]
+async fn an_edit_made_elsewhere_is_never_silently_overwritten() {
+    let s = setup().await;
+    s.fake.add_anime(Anime {
+        watched: 5,
+        ..Anime::new(1, "A", 24)
+    });
+    let provider: Arc<dyn Provider> = Arc::new(s.logged_in());
+    let db = Db::spawn(Store::open_in_memory().unwrap());
+    // Made offline on top of 5; meanwhile the website says 9.
+    for n in [6, 7] {
+        db.call(move |st| {
+            st.enqueue(
+                Service::Mal,
+                MediaKind::Anime,
+                1,
+                Change::Progress(n),
+                n - 1,
+                0,
+            )
+        })
+        .await
+        .unwrap();
+    }
+    s.fake.set_watched(1, 9);
+    let events = worker_events(provider.clone(), &db, 1).await;
+    assert_eq!(
+        events[0],
+        Event::Conflict {
+            media_id: 1,
+            mine: 7,
+            theirs: Some(9),
+            held: 2
+        }
+    );
+    assert!(s.fake.patches().is_empty());
+    assert_eq!(s.fake.watched(1), Some(9));
+    let held = db.call(|st| st.refused(Service::Mal)).await.unwrap();
+    assert_eq!(held.len(), 2);
+    assert!(held.iter().all(|(_, h)| h.conflict && h.theirs == Some(9)));
+    assert!(
+        db.call(|st| st.pending(Service::Mal))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Keep mine: both changes go out as they were, in order; the service ends with mine.
+    db.call(|st| st.retry_refused(Service::Mal, MediaKind::Anime, 1))
+        .await
+        .unwrap();
+    let events = worker_events(provider, &db, 2).await;
+    assert!(
+        events.iter().all(|e| matches!(e, Event::Delivered { .. })),
+        "{events:?}"
+    );
+    let sent: Vec<_> = s
+        .fake
+        .patches()
+        .iter()
+        .map(|p| p.get("num_watched_episodes").unwrap().to_string())
+        .collect();
+    assert_eq!(sent, ["6", "7"]);
+    assert_eq!(s.fake.watched(1), Some(7));
+}
+
+#[tokio::test]
+async fn keeping_the_services_side_of_a_conflict_drops_the_changes_and_takes_its_value() {
+    let s = setup().await;
+    s.fake.add_anime(Anime {
+        watched: 5,
+        ..Anime::new(1, "A", 24)
+    });
+    let provider: Arc<dyn Provider> = Arc::new(s.logged_in());
+    let mut store = Store::open_in_memory().unwrap();
+    let entry = provider
+        .fetch_list(Status::Watching, &|_| {})
+        .await
+        .unwrap();
+    store
+        .replace_entries(Service::Mal, Status::Watching, &entry, 0)
+        .unwrap();
+    let db = Db::spawn(store);
+    db.call(|st| st.enqueue(Service::Mal, MediaKind::Anime, 1, Change::Progress(6), 5, 0))
+        .await
+        .unwrap();
+    s.fake.remove_from_list(1);
+    let events = worker_events(provider, &db, 1).await;
+    assert!(
+        matches!(
+            events[0],
+            Event::Conflict {
+                theirs: None,
+                mine: 6,
+                ..
+            }
+        ),
+        "{events:?}"
+    );
+    s.fake.add_anime(Anime {
+        watched: 9,
+        ..Anime::new(1, "A", 24)
+    });
+    assert_eq!(
+        db.call(|st| st.drop_refused(Service::Mal, MediaKind::Anime, 1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        db.call(|st| st.refused(Service::Mal))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.fake.patches().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn changes_an_earlier_run_sent_but_never_heard_back_from_are_not_sent_twice() {
+    let s = setup().await;
+    s.fake.add_anime(Anime {
+        watched: 7,
+        ..Anime::new(1, "A", 24)
+    });
+    let provider: Arc<dyn Provider> = Arc::new(s.logged_in());
+    let db = Db::spawn(Store::open_in_memory().unwrap());
+    // 6 and 7 reached the service before the last run was killed; 8 did not.
+    for n in [6, 7, 8] {
+        db.call(move |st| {
+            st.enqueue(
+                Service::Mal,
+                MediaKind::Anime,
+                1,
+                Change::Progress(n),
+                n - 1,
+                0,
+            )
+        })
+        .await
+        .unwrap();
+    }
+    let events = worker_events(provider, &db, 3).await;
+    let delivered: Vec<u32> = events
+        .iter()
+        .map(|e| match e {
+            Event::Delivered { progress, .. } => *progress,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(delivered, [7, 7, 8]);
+    let sent: Vec<_> = s
+        .fake
+        .patches()
+        .iter()
+        .map(|p| p.get("num_watched_episodes").unwrap().to_string())
+        .collect();
+    assert_eq!(sent, ["8"], "only the change that had not arrived is sent");
+    assert_eq!(
+        requests_to(&s.fake, "GET", "/v2/anime/1"),
+        2,
+        "one look before each unchecked change"
+    );
+}

@@ -20,6 +20,10 @@ pub struct Op {
     pub base: u32,
     /// How many times delivery was tried and failed.
     pub attempts: u32,
+    /// The service was known to hold `base` when the change was made, so it can be sent without
+    /// looking first. Changes made offline, or left from an earlier run, are checked before sending,
+    /// so an edit made elsewhere meanwhile is never silently overwritten.
+    pub verified: bool,
 }
 
 /// What the service answered to a change.

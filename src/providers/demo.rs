@@ -118,6 +118,15 @@ impl Provider for Demo {
         Ok(Ack { progress })
     }
 
+    async fn current(&self, _kind: MediaKind, media_id: u64) -> Result<Option<u32>, ProviderError> {
+        tokio::time::sleep(self.latency).await;
+        Ok(self
+            .lock()
+            .iter()
+            .find(|e| e.id == media_id)
+            .map(|e| e.progress))
+    }
+
     async fn keep_fresh(&self) -> Result<Option<Duration>, ProviderError> {
         Ok(None)
     }

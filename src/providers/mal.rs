@@ -290,6 +290,19 @@ pub fn parse_list_status(body: &[u8]) -> Result<Option<u32>, ProviderError> {
     Ok(status.num_episodes_watched)
 }
 
+/// Reads a `GET /anime/{id}?fields=my_list_status` answer: the episodes on the user's list, or
+/// `None` when the anime is not on it.
+pub fn parse_my_progress(body: &[u8]) -> Result<Option<u32>, ProviderError> {
+    #[derive(Deserialize)]
+    struct Details {
+        my_list_status: Option<AnimeListStatus>,
+    }
+    let details: Details = decode(body)?;
+    Ok(details
+        .my_list_status
+        .map(|s| s.num_episodes_watched.unwrap_or(0)))
+}
+
 /// Reads a `GET /users/@me` answer: the account name.
 pub fn parse_user(body: &[u8]) -> Result<String, ProviderError> {
     #[derive(Deserialize)]
@@ -408,6 +421,25 @@ impl Provider for Mal {
         Ok(Ack {
             progress: confirmed.unwrap_or(episodes),
         })
+    }
+
+    async fn current(&self, kind: MediaKind, media_id: u64) -> Result<Option<u32>, ProviderError> {
+        let MediaKind::Anime = kind;
+        let mut url = Url::parse(&format!("{}/anime/{media_id}", self.api))
+            .map_err(|e| ProviderError::Local(format!("api_url: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("fields", "my_list_status")
+            .append_pair("nsfw", "true");
+        let response = self
+            .send(|http, token| http.get(url.clone()).bearer_auth(token))
+            .await
+            .map_err(|e| match e {
+                ProviderError::Rejected(m) if m.contains("404") => {
+                    ProviderError::Rejected("MyAnimeList no longer has this anime (404)".into())
+                }
+                other => other,
+            })?;
+        parse_my_progress(&read_body(response).await?)
     }
 
     async fn keep_fresh(&self) -> Result<Option<Duration>, ProviderError> {

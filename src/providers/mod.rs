@@ -96,6 +96,10 @@ pub trait Provider: Send + Sync {
         change: Change,
     ) -> Result<Ack, ProviderError>;
 
+    /// What the service holds for an entry now (`None`: it is not on the list), to check a change
+    /// made offline against edits made elsewhere before sending it.
+    async fn current(&self, kind: MediaKind, media_id: u64) -> Result<Option<u32>, ProviderError>;
+
     /// Renews the session when it is about to expire. Returns when to call again, or `None` when
     /// the service's session never needs renewing.
     async fn keep_fresh(&self) -> Result<Option<Duration>, ProviderError>;

@@ -42,6 +42,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;",
     // 3: when a change to an entry was last confirmed, so a list fetched before it cannot undo it.
     "ALTER TABLE entries ADD COLUMN acked_at INTEGER NOT NULL DEFAULT 0;",
+    // 4: conflicts with edits made elsewhere.
+    "ALTER TABLE outbox ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN conflict INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN theirs INTEGER;",
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer malt.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-pub use outbox::Retry;
+pub use outbox::{Held, Retry};
 
 /// A database problem, said plainly.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,26 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{Store, StoreError};
 use crate::domain::{Change, MediaKind, Op, Service};
 
+struct NewOp {
+    service: Service,
+    kind: MediaKind,
+    media_id: u64,
+    change: Change,
+    base: u32,
+    now_ms: i64,
+    verified: bool,
+}
+
+/// Why a change is held back from sending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub reason: String,
+    /// The change conflicts with an edit made elsewhere (rather than being refused).
+    pub conflict: bool,
+    /// In a conflict, what the service holds (`None`: the entry is no longer on the list).
+    pub theirs: Option<u32>,
+}
+
 /// When to try an op again, and why it failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Retry {
@@ -14,7 +34,7 @@ pub struct Retry {
     pub error: String,
 }
 
-const OP_COLUMNS: &str = "seq, service, kind, media_id, field, value, base, attempts";
+const OP_COLUMNS: &str = "seq, service, kind, media_id, field, value, base, attempts, verified";
 
 /// Whether the process named in a lease (`pid:nonce`) still runs. A lease whose holder has died
 /// (killed, crashed) is free at once instead of when it runs out.
@@ -54,12 +74,14 @@ fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Option<Op>> {
         change,
         base: row.get(6)?,
         attempts: row.get(7)?,
+        verified: row.get(8)?,
     }))
 }
 
 impl Store {
-    /// Records a change; returns its sequence number. Changes the service refused earlier for the
-    /// same entry are superseded by it and dropped.
+    /// Records a change whose base has not been checked against the service (see
+    /// [`Op::verified`]); returns its sequence number. Changes held back for the same entry are
+    /// superseded by it and dropped.
     pub fn enqueue(
         &mut self,
         service: Service,
@@ -69,6 +91,49 @@ impl Store {
         base: u32,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
+        self.insert_op(NewOp {
+            service,
+            kind,
+            media_id,
+            change,
+            base,
+            now_ms,
+            verified: false,
+        })
+    }
+
+    /// Records a change made while the screen showed what the service holds (a list fetched or a
+    /// change confirmed this run, no failure since): it is sent without looking first.
+    pub fn enqueue_fresh(
+        &mut self,
+        service: Service,
+        kind: MediaKind,
+        media_id: u64,
+        change: Change,
+        base: u32,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        self.insert_op(NewOp {
+            service,
+            kind,
+            media_id,
+            change,
+            base,
+            now_ms,
+            verified: true,
+        })
+    }
+
+    fn insert_op(&mut self, new: NewOp) -> Result<i64, StoreError> {
+        let NewOp {
+            service,
+            kind,
+            media_id,
+            change,
+            base,
+            now_ms,
+            verified,
+        } = new;
         let (field, value) = match change {
             Change::Progress(n) => ("progress", n),
         };
@@ -84,8 +149,8 @@ impl Store {
         )
         .map_err(err)?;
         tx.execute(
-            "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, verified)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 service.key(),
                 kind.key(),
@@ -93,7 +158,8 @@ impl Store {
                 field,
                 value,
                 base,
-                now_ms
+                now_ms,
+                verified
             ],
         )
         .map_err(err)?;
@@ -102,16 +168,22 @@ impl Store {
         Ok(seq)
     }
 
-    /// Changes the service refused for good, oldest first, with the reason.
-    pub fn refused(&self, service: Service) -> Result<Vec<(Op, String)>, StoreError> {
+    /// Changes held back, oldest first: refused by the service for good, or in conflict with an
+    /// edit made elsewhere.
+    pub fn refused(&self, service: Service) -> Result<Vec<(Op, Held)>, StoreError> {
         let sql = format!(
-            "SELECT {OP_COLUMNS}, COALESCE(last_error, '') FROM outbox
+            "SELECT {OP_COLUMNS}, COALESCE(last_error, ''), conflict, theirs FROM outbox
              WHERE service = ?1 AND failed = 1 ORDER BY seq"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![service.key()], |row| {
-                Ok(op_from_row(row)?.map(|op| (op, row.get::<_, String>(8).unwrap_or_default())))
+                let held = Held {
+                    reason: row.get::<_, String>(9).unwrap_or_default(),
+                    conflict: row.get(10)?,
+                    theirs: row.get(11)?,
+                };
+                Ok(op_from_row(row)?.map(|op| (op, held)))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -132,7 +204,8 @@ impl Store {
     ) -> Result<usize, StoreError> {
         self.conn
             .execute(
-                "UPDATE outbox SET failed = 0, attempts = 0, next_attempt_at = 0, last_error = NULL
+                "UPDATE outbox SET failed = 0, attempts = 0, next_attempt_at = 0, last_error = NULL,
+                                   verified = 1, conflict = 0, theirs = NULL
                  WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
                 params![service.key(), kind.key(), media_id as i64],
             )
@@ -146,11 +219,89 @@ impl Store {
         kind: MediaKind,
         media_id: u64,
     ) -> Result<usize, StoreError> {
-        self.conn
+        let label = self.label.clone();
+        let err = |source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        };
+        let key = params![service.key(), kind.key(), media_id as i64];
+        let tx = self.write()?;
+        // Keeping the service's side of a conflict: the cache takes its value.
+        let theirs: Option<u32> = tx
+            .query_row(
+                "SELECT theirs FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3
+                   AND failed = 1 AND conflict = 1 AND theirs IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                key,
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        if let Some(theirs) = theirs {
+            tx.execute(
+                "UPDATE entries SET progress = ?4, acked_at = ?5 WHERE service = ?1 AND kind = ?2 AND id = ?3",
+                params![service.key(), kind.key(), media_id as i64, theirs, jiff::Timestamp::now().as_millisecond()],
+            )
+            .map_err(err)?;
+        }
+        let n = tx
             .execute(
                 "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
-                params![service.key(), kind.key(), media_id as i64],
+                key,
             )
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(n)
+    }
+
+    /// The entry's waiting changes, oldest first.
+    pub fn pending_for(
+        &self,
+        service: Service,
+        kind: MediaKind,
+        media_id: u64,
+    ) -> Result<Vec<Op>, StoreError> {
+        let sql = format!(
+            "SELECT {OP_COLUMNS} FROM outbox
+             WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 0 ORDER BY seq"
+        );
+        self.select_ops(&sql, params![service.key(), kind.key(), media_id as i64])
+    }
+
+    /// Marks whether the entry's waiting changes may be sent without looking first.
+    pub fn set_verified(
+        &mut self,
+        service: Service,
+        kind: MediaKind,
+        media_id: u64,
+        verified: bool,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET verified = ?4 WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 0",
+                params![service.key(), kind.key(), media_id as i64, verified],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The service's value changed elsewhere since the entry's waiting changes were made: hold
+    /// them all back until the user keeps one side.
+    pub fn mark_conflict(
+        &mut self,
+        service: Service,
+        kind: MediaKind,
+        media_id: u64,
+        theirs: Option<u32>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET failed = 1, conflict = 1, theirs = ?4, last_error = ?5,
+                                   lease_owner = NULL, lease_until = 0
+                 WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 0",
+                params![service.key(), kind.key(), media_id as i64, theirs, reason],
+            )
+            .map(|_| ())
             .map_err(|e| self.err(e))
     }
 
@@ -211,8 +362,8 @@ impl Store {
                 .query_map(params![service.key(), now_ms], |row| {
                     Ok((
                         op_from_row(row)?,
-                        row.get::<_, String>(8)?,
-                        row.get::<_, i64>(9)?,
+                        row.get::<_, String>(9)?,
+                        row.get::<_, i64>(10)?,
                     ))
                 })
                 .map_err(err)?;
@@ -294,11 +445,12 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Every waiting change may be tried now, whatever its back-off (a new login, a restart).
+    /// Every waiting change may be tried now, whatever its back-off (a new login, a restart). Time
+    /// has passed since they were made, so each entry is checked against the service first.
     pub fn due_now(&mut self, service: Service) -> Result<usize, StoreError> {
         self.conn
             .execute(
-                "UPDATE outbox SET next_attempt_at = 0 WHERE service = ?1 AND failed = 0",
+                "UPDATE outbox SET next_attempt_at = 0, verified = 0 WHERE service = ?1 AND failed = 0",
                 params![service.key()],
             )
             .map_err(|e| self.err(e))
@@ -449,7 +601,8 @@ mod tests {
         s.mark_failed(seq, "invalid content").unwrap();
         let refused = s.refused(Service::Mal).unwrap();
         assert_eq!(refused.len(), 1);
-        assert_eq!(refused[0].1, "invalid content");
+        assert_eq!(refused[0].1.reason, "invalid content");
+        assert!(!refused[0].1.conflict);
         assert_eq!(
             s.retry_refused(Service::Mal, MediaKind::Anime, 1).unwrap(),
             1

@@ -50,7 +50,18 @@ pub enum Event {
     StoreChanged {
         entries: Vec<ListEntry>,
         pending: Vec<Op>,
-        refused: Vec<(Op, String)>,
+        refused: Vec<(Op, crate::store::Held)>,
+    },
+    /// What the service holds for an entry differs from what its waiting changes were based on
+    /// (it was edited elsewhere): they are held back until the user keeps one side.
+    Conflict {
+        media_id: u64,
+        /// The user's latest value.
+        mine: u32,
+        /// The service's value; `None` when the entry is no longer on the list.
+        theirs: Option<u32>,
+        /// How many waiting changes are held back.
+        held: u32,
     },
     /// A change could not even be written to the local database.
     NotSaved {

@@ -79,7 +79,7 @@ impl Worker {
             };
             match self.deliver(&op).await {
                 Ok(()) => login_reported = false,
-                Err(Undelivered::Refused) => {}
+                Err(Undelivered::Held) => {}
                 Err(Undelivered::Later { error, wait }) => {
                     if error.needs_login() && !login_reported {
                         let _ = self.events.send(Event::LoginNeeded(error));
@@ -121,16 +121,37 @@ impl Worker {
 
 /// Why a change was not delivered, and for a passing reason, how long to wait.
 enum Undelivered {
-    Refused,
+    /// Refused for good, or held back by a conflict: nothing to wait for.
+    Held,
     Later {
         error: ProviderError,
         wait: Duration,
     },
 }
 
+/// What looking at the service before sending an unchecked change found.
+enum Check {
+    /// The service holds the change's base: send it.
+    Send,
+    /// The service already holds this change (an earlier run sent it but ended before it heard
+    /// back): recorded as delivered without sending again.
+    Landed,
+    /// The entry was edited elsewhere: its changes are held until the user keeps one side.
+    Conflict,
+}
+
 impl Worker {
-    /// Sends one change and records the outcome.
+    /// Sends one change (checking the service first when the change is not verified) and records
+    /// the outcome.
     async fn deliver(&self, op: &Op) -> Result<(), Undelivered> {
+        if !op.verified {
+            match self.check(op).await {
+                Ok(Check::Send) => {}
+                Ok(Check::Landed) => return Ok(()),
+                Ok(Check::Conflict) => return Err(Undelivered::Held),
+                Err(error) => return Err(self.failed(op, error).await),
+            }
+        }
         let Change::Progress(value) = op.change;
         tracing::debug!(
             seq = op.seq,
@@ -140,61 +161,127 @@ impl Worker {
         );
         match self.provider.apply(op.kind, op.media_id, op.change).await {
             Ok(ack) => {
-                let done = op.clone();
-                if let Err(e) = self.db.call(move |s| s.complete(&done, ack.progress)).await {
-                    tracing::error!("cannot record a delivered change: {e}");
-                }
-                let _ = self.events.send(Event::Delivered {
-                    seq: op.seq,
-                    media_id: op.media_id,
-                    progress: ack.progress,
-                });
+                self.delivered(op, ack.progress).await;
                 Ok(())
             }
-            Err(error) if error.is_permanent() => {
-                tracing::warn!(seq = op.seq, "change refused: {error}");
-                let (seq, message) = (op.seq, error.to_string());
-                let _ = self.db.call(move |s| s.mark_failed(seq, &message)).await;
-                let _ = self.events.send(Event::Refused {
-                    media_id: op.media_id,
-                    value,
-                    error,
-                });
-                Err(Undelivered::Refused)
-            }
-            Err(error) => {
-                // A login problem is not the change's fault: it does not count as an attempt.
-                let attempts = if error.needs_login() {
-                    op.attempts
-                } else {
-                    op.attempts + 1
-                };
-                let wait = backoff(attempts.max(1), &error);
-                let next_at_ms = now_ms() + wait.as_millis() as i64;
-                tracing::info!(
-                    seq = op.seq,
-                    attempts,
-                    wait_ms = wait.as_millis() as u64,
-                    "change not delivered: {error}"
-                );
-                let retry = Retry {
-                    attempts,
-                    next_attempt_at_ms: next_at_ms,
-                    error: error.to_string(),
-                };
-                let seq = op.seq;
-                let _ = self.db.call(move |s| s.reschedule(seq, &retry)).await;
-                if !error.needs_login() {
-                    let _ = self.events.send(Event::Retrying {
-                        media_id: op.media_id,
-                        error: error.clone(),
-                        next_at: jiff::Timestamp::from_millisecond(next_at_ms)
-                            .unwrap_or_else(|_| jiff::Timestamp::now()),
-                    });
-                }
-                Err(Undelivered::Later { error, wait })
-            }
+            Err(error) => Err(self.failed(op, error).await),
         }
+    }
+
+    /// Compares what the service holds now with what the entry's waiting changes were based on.
+    async fn check(&self, op: &Op) -> Result<Check, ProviderError> {
+        let theirs = self.provider.current(op.kind, op.media_id).await?;
+        let (service, kind, media_id) = (op.service, op.kind, op.media_id);
+        let waiting = self
+            .db
+            .call(move |s| s.pending_for(service, kind, media_id))
+            .await
+            .map_err(|e| ProviderError::Local(e.to_string()))?;
+        let value = |o: &Op| match o.change {
+            Change::Progress(n) => n,
+        };
+        if theirs == Some(op.base) {
+            let _ = self
+                .db
+                .call(move |s| s.set_verified(service, kind, media_id, true))
+                .await;
+            return Ok(Check::Send);
+        }
+        if let Some(landed) = theirs.and_then(|n| waiting.iter().position(|o| value(o) == n)) {
+            tracing::info!(media_id, "changes from an earlier run had already arrived");
+            for done in &waiting[..=landed] {
+                self.delivered(done, value(&waiting[landed])).await;
+            }
+            return Ok(Check::Landed);
+        }
+        let mine = waiting.last().map_or(op.base, value);
+        let reason = match theirs {
+            Some(n) => format!("changed elsewhere to {n} (yours: {mine})"),
+            None => format!("removed from the list elsewhere (yours: {mine})"),
+        };
+        tracing::warn!(
+            media_id,
+            ?theirs,
+            mine,
+            "conflict with an edit made elsewhere"
+        );
+        let _ = self
+            .db
+            .call(move |s| s.mark_conflict(service, kind, media_id, theirs, &reason))
+            .await;
+        let _ = self.events.send(Event::Conflict {
+            media_id,
+            mine,
+            theirs,
+            held: waiting.len() as u32,
+        });
+        Ok(Check::Conflict)
+    }
+
+    /// The service holds `progress` for `op`'s entry: forget the change, tell the screen.
+    async fn delivered(&self, op: &Op, progress: u32) {
+        let done = op.clone();
+        if let Err(e) = self.db.call(move |s| s.complete(&done, progress)).await {
+            tracing::error!("cannot record a delivered change: {e}");
+        }
+        let _ = self.events.send(Event::Delivered {
+            seq: op.seq,
+            media_id: op.media_id,
+            progress,
+        });
+    }
+
+    /// Records a failure: refused for good, or to be tried again after a back-off.
+    async fn failed(&self, op: &Op, error: ProviderError) -> Undelivered {
+        let Change::Progress(value) = op.change;
+        if error.is_permanent() {
+            tracing::warn!(seq = op.seq, "change refused: {error}");
+            let (seq, message) = (op.seq, error.to_string());
+            let _ = self.db.call(move |s| s.mark_failed(seq, &message)).await;
+            let _ = self.events.send(Event::Refused {
+                media_id: op.media_id,
+                value,
+                error,
+            });
+            return Undelivered::Held;
+        }
+        // A login problem is not the change's fault: it does not count as an attempt.
+        let attempts = if error.needs_login() {
+            op.attempts
+        } else {
+            op.attempts + 1
+        };
+        let wait = backoff(attempts.max(1), &error);
+        let next_at_ms = now_ms() + wait.as_millis() as i64;
+        tracing::info!(
+            seq = op.seq,
+            attempts,
+            wait_ms = wait.as_millis() as u64,
+            "change not delivered: {error}"
+        );
+        let retry = Retry {
+            attempts,
+            next_attempt_at_ms: next_at_ms,
+            error: error.to_string(),
+        };
+        let (seq, service, kind, media_id) = (op.seq, op.service, op.kind, op.media_id);
+        let _ = self
+            .db
+            .call(move |s| {
+                s.reschedule(seq, &retry)?;
+                // Time passes before the next try: look at the service again before sending.
+                s.set_verified(service, kind, media_id, false)
+            })
+            .await;
+        if !error.needs_login() {
+            let _ = self.events.send(Event::Retrying {
+                media_id: op.media_id,
+                error: error.clone(),
+                next_at: jiff::Timestamp::from_millisecond(next_at_ms)
+                    .unwrap_or_else(|_| jiff::Timestamp::now()),
+            });
+        }
+        Undelivered::Later { error, wait }
     }
 }
 

@@ -9,6 +9,8 @@ pub enum Effect {
         media_id: u64,
         change: Change,
         base: u32,
+        /// The screen showed what the service holds (see `Op::verified`).
+        fresh: bool,
     },
     /// Fetch the list with this status from the service.
     Fetch(Status),

@@ -36,7 +36,7 @@ pub struct App {
     pub warning: Option<String>,
 }
 
-type Snapshot = (Vec<ListEntry>, Vec<Op>, Vec<(Op, String)>);
+type Snapshot = (Vec<ListEntry>, Vec<Op>, Vec<(Op, crate::store::Held)>);
 
 /// The cache and the outbox as they stand.
 fn snapshot(
@@ -153,13 +153,18 @@ impl Runtime {
                 media_id,
                 change,
                 base,
+                fresh,
             } => {
                 let service = self.service;
                 let now = sync::now_ms();
                 // Submitted in keypress order; the database thread keeps that order.
-                let written = self
-                    .db
-                    .submit(move |s| s.enqueue(service, kind, media_id, change, base, now));
+                let written = self.db.submit(move |s| {
+                    if fresh {
+                        s.enqueue_fresh(service, kind, media_id, change, base, now)
+                    } else {
+                        s.enqueue(service, kind, media_id, change, base, now)
+                    }
+                });
                 let wake = self.wake.clone();
                 let events = self.events.clone();
                 tokio::spawn(async move {

@@ -1,5 +1,6 @@
 use crate::config::KeyMap;
 use crate::domain::{Change, ListEntry, Op, Service, Status};
+use crate::store::Held;
 
 /// One line of the list: the entry as shown, and what the service has confirmed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct Refusal {
     /// How many refused changes the entry has.
     pub count: u32,
     pub reason: String,
+    /// `Some` when this is a conflict with an edit made elsewhere: the service's value (`None` when
+    /// the entry is no longer on the list there).
+    pub conflict: Option<Option<u32>>,
 }
 
 /// How the last contact with the service went.
@@ -104,7 +108,7 @@ impl Model {
     }
 
     /// Fills the list from the cache, with the changes still in the outbox laid over it.
-    pub fn load(&mut self, entries: Vec<ListEntry>, pending: &[Op], refused: &[(Op, String)]) {
+    pub fn load(&mut self, entries: Vec<ListEntry>, pending: &[Op], refused: &[(Op, Held)]) {
         self.rows = entries
             .into_iter()
             .map(|entry| Row {
@@ -114,15 +118,20 @@ impl Model {
                 refused: None,
             })
             .collect();
-        for (op, reason) in refused {
+        for (op, held) in refused {
             if let Some(row) = self.rows.iter_mut().find(|r| r.entry.id == op.media_id) {
                 let Change::Progress(value) = op.change;
                 let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
                 row.refused = Some(Refusal {
                     value,
                     count,
-                    reason: reason.clone(),
+                    reason: held.reason.clone(),
+                    conflict: held.conflict.then_some(held.theirs),
                 });
+                if held.conflict {
+                    // Both sides stay visible: the row shows the user's value, the bar the other.
+                    row.entry.progress = value;
+                }
             }
         }
         for op in pending {
@@ -136,7 +145,7 @@ impl Model {
     }
 
     /// Takes the cache and outbox as another process left them, keeping the selection.
-    pub fn reload(&mut self, entries: Vec<ListEntry>, pending: &[Op], refused: &[(Op, String)]) {
+    pub fn reload(&mut self, entries: Vec<ListEntry>, pending: &[Op], refused: &[(Op, Held)]) {
         let selected = self.rows.get(self.selected).map(|r| r.entry.id);
         self.load(entries, pending, refused);
         if let Some(i) = selected.and_then(|id| self.rows.iter().position(|r| r.entry.id == id)) {

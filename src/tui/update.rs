@@ -108,6 +108,10 @@ fn step(model: &mut Model, up: bool) -> Vec<Effect> {
         });
         return Vec::new();
     };
+    // Sent without looking first only when the screen shows what the service holds: this run has
+    // heard from it, nothing failed since, and the entry is not in conflict.
+    let in_conflict = row.refused.as_ref().is_some_and(|r| r.conflict.is_some());
+    let fresh = model.link == Link::Online && model.login_needed.is_none() && !in_conflict;
     row.entry.progress = next;
     row.pending += 1;
     row.refused = None;
@@ -116,6 +120,7 @@ fn step(model: &mut Model, up: bool) -> Vec<Effect> {
         media_id: row.entry.id,
         change: Change::Progress(next),
         base,
+        fresh,
     }]
 }
 
@@ -131,10 +136,15 @@ fn settle_refusal(model: &mut Model, retry: bool) -> Vec<Effect> {
     let (kind, media_id) = (row.entry.kind, row.entry.id);
     model.error = None;
     if retry {
+        // Also "keep mine" in a conflict: the waiting changes go out as they are.
         row.entry.progress = refusal.value;
         row.pending += refusal.count;
         vec![Effect::RetryRefused { kind, media_id }]
     } else {
+        // "Keep theirs" in a conflict: the service's value is the truth.
+        if let Some(Some(theirs)) = refusal.conflict {
+            row.confirmed = theirs;
+        }
         if row.pending == 0 {
             row.entry.progress = row.confirmed;
         }
@@ -226,6 +236,7 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                     value,
                     count,
                     reason: reason.clone(),
+                    conflict: None,
                 });
                 model.error = Some(format!(
                     "{} → {value} refused: {reason} ({retry} retry, {discard} drop)",
@@ -233,6 +244,38 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                 ));
             } else {
                 model.error = Some(reason);
+            }
+        }
+        Event::Conflict {
+            media_id,
+            mine,
+            theirs,
+            held,
+        } => {
+            let keep_mine = first_key(model, Action::Retry);
+            let keep_theirs = first_key(model, Action::Discard);
+            let service = model.service.display_name();
+            if let Some(row) = model.row_mut(media_id) {
+                row.pending = row.pending.saturating_sub(held);
+                if let Some(theirs) = theirs {
+                    row.confirmed = theirs;
+                }
+                let reason = match theirs {
+                    Some(n) => format!("{service} says {n}, you set {mine}"),
+                    None => format!("removed from your list on {service}, you set {mine}"),
+                };
+                let message = format!(
+                    "{}: {reason} ({keep_mine} keep yours, {keep_theirs} keep {service}'s)",
+                    row.entry.title
+                );
+                row.entry.progress = mine;
+                row.refused = Some(Refusal {
+                    value: mine,
+                    count: held,
+                    reason,
+                    conflict: Some(theirs),
+                });
+                model.error = Some(message);
             }
         }
         Event::LoginNeeded(error) => {
@@ -549,6 +592,7 @@ mod tests {
             change: Change::Progress(n),
             base: n - 1,
             attempts: 0,
+            verified: false,
         };
         m.load(vec![entry(1, "A", 5, Some(12))], &[op(1, 6), op(2, 7)], &[]);
         assert_eq!(

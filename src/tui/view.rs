@@ -340,6 +340,7 @@ mod tests {
             value: 4,
             count: 1,
             reason: "gone".into(),
+            conflict: None,
         });
         m.selected = 1;
         m.last_sync = Some("2026-11-25T09:41:00Z".parse().unwrap());

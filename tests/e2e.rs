@@ -900,3 +900,85 @@ fn resizing_redraws_at_the_new_size() {
         tmux.fail("Ctrl-C: exit 0 and the terminal restored", &screen);
     }
 }
+
+/// Quits, takes the service down, makes one `+` on Bocchi offline, quits again, and brings the
+/// service back with Bocchi edited on the website to `theirs`.
+fn offline_change_then_web_edit(fake: &FakeMal, home: &Home, theirs: u32) {
+    let first = Tmux::start(home, &[]);
+    first.wait_for("the synced list", TIMEOUT, list_synced);
+    first.quit();
+    drop(first);
+    fake.go_down();
+    let offline = Tmux::start(home, &[]);
+    offline.wait_for("offline", TIMEOUT, |s| status_bar(s).contains("offline"));
+    offline.type_text("+");
+    offline.wait_for("the change waiting", TIMEOUT, |s| {
+        row_has(s, "Bocchi the Rock!", "6 / 12")
+    });
+    offline.quit();
+    drop(offline);
+    fake.set_watched(101, theirs);
+    fake.go_up();
+}
+
+#[test]
+fn a_website_edit_made_while_offline_is_shown_and_the_user_keeps_the_websites() {
+    require_tmux!();
+    let fake = FakeMal::start_background();
+    seed(&fake);
+    let home = Home::for_fake(&fake);
+    home.log_in(&fake);
+    offline_change_then_web_edit(&fake, &home, 9);
+
+    let tmux = Tmux::start(&home, &[]);
+    let screen = tmux.wait_for("both values", TIMEOUT, |s| {
+        status_bar(s).contains("MyAnimeList says 9, you set 6")
+    });
+    if !row_has(&screen, "Bocchi the Rock!", "6 / 12 !") {
+        tmux.fail("the row shows the user's value, marked", &screen);
+    }
+    if !status_bar(&screen).contains("R keep yours, x keep MyAnimeList's") {
+        tmux.fail("the bar says how to choose", &screen);
+    }
+    tmux.type_text("x");
+    tmux.wait_for("the website's value", TIMEOUT, |s| {
+        row_has(s, "Bocchi the Rock!", "9 / 12") && !row_has(s, "Bocchi the Rock!", "12 !")
+    });
+    tmux.quit();
+    assert!(fake.patches().is_empty(), "{:?}", fake.patches());
+    assert_eq!(fake.watched(101), Some(9));
+
+    // The choice is remembered: the next start shows the website's value and sends nothing.
+    let again = Tmux::start(&home, &[]);
+    again.wait_for("the synced list", TIMEOUT, |s| {
+        list_synced(s) && row_has(s, "Bocchi the Rock!", "9 / 12")
+    });
+    again.quit();
+    assert!(fake.patches().is_empty());
+}
+
+#[test]
+fn a_website_edit_made_while_offline_is_shown_and_the_user_keeps_theirs() {
+    require_tmux!();
+    let fake = FakeMal::start_background();
+    seed(&fake);
+    let home = Home::for_fake(&fake);
+    home.log_in(&fake);
+    offline_change_then_web_edit(&fake, &home, 9);
+
+    let tmux = Tmux::start(&home, &[]);
+    tmux.wait_for("both values", TIMEOUT, |s| {
+        status_bar(s).contains("MyAnimeList says 9, you set 6")
+    });
+    tmux.type_text("R");
+    wait_until(&tmux, "the user's value to land", TIMEOUT, || {
+        fake.watched(101) == Some(6)
+    });
+    tmux.wait_for("confirmed", TIMEOUT, |s| {
+        row_has(s, "Bocchi the Rock!", "6 / 12")
+            && !row_has(s, "Bocchi the Rock!", "↑")
+            && !row_has(s, "Bocchi the Rock!", "12 !")
+    });
+    tmux.quit();
+    assert_eq!(patched(&fake, 101), ["6"]);
+}

@@ -364,15 +364,21 @@ fn merge(
                 ..entry
             };
             match prev {
-                Some(prev) if prev.pending > 0 => Row {
-                    entry: ListEntry {
-                        progress: prev.entry.progress,
-                        ..entry
-                    },
-                    confirmed,
-                    pending: prev.pending,
-                    refused: prev.refused,
-                },
+                // Unconfirmed changes, or a conflict: the user's value stays on screen.
+                Some(prev)
+                    if prev.pending > 0
+                        || prev.refused.as_ref().is_some_and(|r| r.conflict.is_some()) =>
+                {
+                    Row {
+                        entry: ListEntry {
+                            progress: prev.entry.progress,
+                            ..entry
+                        },
+                        confirmed,
+                        pending: prev.pending,
+                        refused: prev.refused,
+                    }
+                }
                 Some(prev) => Row {
                     entry,
                     confirmed,
@@ -574,6 +580,63 @@ mod tests {
             }),
         );
         assert_eq!(m.rows[0].entry.progress, 9);
+    }
+
+    #[test]
+    fn a_conflict_shows_both_values_until_the_user_keeps_one() {
+        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
+        update::start(&mut m);
+        update(&mut m, key('+'));
+        update(&mut m, key('+'));
+        let conflict = Event::Conflict {
+            media_id: 1,
+            mine: 7,
+            theirs: Some(9),
+            held: 2,
+        };
+        update(&mut m, Msg::Sync(conflict.clone()));
+        assert_eq!(
+            (m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()),
+            (7, 9, 0)
+        );
+        let bar = m.error.clone().unwrap();
+        assert!(
+            bar.contains("MyAnimeList says 9, you set 7 (R keep yours, x keep MyAnimeList's)"),
+            "{bar}"
+        );
+        // A fetch does not hide the user's side.
+        update(&mut m, key('r'));
+        update(
+            &mut m,
+            Msg::Sync(Event::ListFetched {
+                entries: vec![entry(1, "A", 9, Some(12))],
+                at: jiff::Timestamp::UNIX_EPOCH,
+            }),
+        );
+        assert_eq!(m.rows[0].entry.progress, 7);
+        // x keeps the service's value.
+        assert_eq!(
+            update(&mut m, key('x')),
+            vec![Effect::DropRefused {
+                kind: MediaKind::Anime,
+                media_id: 1
+            }]
+        );
+        assert_eq!(m.rows[0].entry.progress, 9);
+        // Or, the other way, R sends the user's changes.
+        update(&mut m, Msg::Sync(conflict));
+        let effects = update(
+            &mut m,
+            Msg::Key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT)),
+        );
+        assert_eq!(
+            effects,
+            vec![Effect::RetryRefused {
+                kind: MediaKind::Anime,
+                media_id: 1
+            }]
+        );
+        assert_eq!((m.rows[0].entry.progress, m.pending()), (7, 2));
     }
 
     #[test]

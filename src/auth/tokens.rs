@@ -158,6 +158,14 @@ pub struct Session {
     state: Mutex<State>,
 }
 
+fn held_access(state: &State) -> Result<String, AuthError> {
+    state
+        .tokens
+        .as_ref()
+        .map(|t| t.access_token.clone())
+        .ok_or(AuthError::NotLoggedIn)
+}
+
 /// Refresh this long before the access token expires.
 pub const REFRESH_MARGIN_SECS: i64 = 300;
 
@@ -199,11 +207,7 @@ impl Session {
         if due {
             self.refresh_locked(&mut state).await?;
         }
-        state
-            .tokens
-            .as_ref()
-            .map(|t| t.access_token.clone())
-            .ok_or(AuthError::NotLoggedIn)
+        held_access(&state)
     }
 
     /// The service rejected `rejected`: refresh once, however many requests saw the rejection at
@@ -218,11 +222,7 @@ impl Session {
         if still_current {
             self.refresh_locked(&mut state).await?;
         }
-        state
-            .tokens
-            .as_ref()
-            .map(|t| t.access_token.clone())
-            .ok_or(AuthError::NotLoggedIn)
+        held_access(&state)
     }
 
     /// Refreshes when the access token expires within the margin. Returns how long to wait before

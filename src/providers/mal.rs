@@ -188,6 +188,16 @@ async fn check(response: Response) -> Result<Response, ProviderError> {
     })
 }
 
+/// A 404 on an anime's own address means the anime is gone from MyAnimeList.
+fn gone(e: ProviderError) -> ProviderError {
+    match e {
+        ProviderError::Rejected(m) if m.contains("404") => {
+            ProviderError::Rejected("MyAnimeList no longer has this anime (404)".into())
+        }
+        other => other,
+    }
+}
+
 /// `: message` from an error body, or a note that it was an HTML page.
 pub fn error_detail(body: &[u8]) -> String {
     #[derive(Deserialize)]
@@ -411,12 +421,7 @@ impl Provider for Mal {
         let response = self
             .send(|http, token| http.patch(&url).bearer_auth(token).form(&form))
             .await
-            .map_err(|e| match e {
-                ProviderError::Rejected(m) if m.contains("404") => {
-                    ProviderError::Rejected("MyAnimeList no longer has this anime (404)".into())
-                }
-                other => other,
-            })?;
+            .map_err(gone)?;
         let confirmed = parse_list_status(&read_body(response).await?)?;
         Ok(Ack {
             progress: confirmed.unwrap_or(episodes),
@@ -433,12 +438,7 @@ impl Provider for Mal {
         let response = self
             .send(|http, token| http.get(url.clone()).bearer_auth(token))
             .await
-            .map_err(|e| match e {
-                ProviderError::Rejected(m) if m.contains("404") => {
-                    ProviderError::Rejected("MyAnimeList no longer has this anime (404)".into())
-                }
-                other => other,
-            })?;
+            .map_err(gone)?;
         parse_my_progress(&read_body(response).await?)
     }
 

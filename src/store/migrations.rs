@@ -1,6 +1,6 @@
 //! Schema versions, applied in order and recorded in `PRAGMA user_version`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 const MIGRATIONS: &[&str] = &[
     // 1: list cache, outbox, per-service facts.
@@ -14,6 +14,8 @@ const MIGRATIONS: &[&str] = &[
         total      INTEGER,
         score      INTEGER NOT NULL DEFAULT 0,
         updated_at TEXT,
+        -- When a change to the entry was last confirmed (ms), so a list read before it cannot undo it.
+        acked_at   INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (service, kind, id)
     );
     CREATE TABLE outbox (
@@ -28,7 +30,16 @@ const MIGRATIONS: &[&str] = &[
         attempts        INTEGER NOT NULL DEFAULT 0,
         next_attempt_at INTEGER NOT NULL DEFAULT 0,
         last_error      TEXT,
-        failed          INTEGER NOT NULL DEFAULT 0
+        -- 1: refused for good, or held back by a conflict; out of the retry loop.
+        failed          INTEGER NOT NULL DEFAULT 0,
+        -- The process sending it now (`pid:start:nonce`) and until when (ms).
+        lease_owner     TEXT,
+        lease_until     INTEGER NOT NULL DEFAULT 0,
+        -- The process that saw the service hold `base`; only that process sends without looking.
+        verified_by     TEXT,
+        -- A conflict with an edit made elsewhere, and the service's value then (NULL: not listed).
+        conflict        INTEGER NOT NULL DEFAULT 0,
+        theirs          INTEGER
     );
     CREATE INDEX outbox_entry ON outbox (service, kind, media_id, seq);
     CREATE TABLE meta (
@@ -37,31 +48,26 @@ const MIGRATIONS: &[&str] = &[
         value   TEXT NOT NULL,
         PRIMARY KEY (service, key)
     );",
-    // 2: outbox leases, so two malt processes never send the same change at once.
-    "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;
-    ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;",
-    // 3: when a change to an entry was last confirmed, so a list fetched before it cannot undo it.
-    "ALTER TABLE entries ADD COLUMN acked_at INTEGER NOT NULL DEFAULT 0;",
-    // 4: conflicts with edits made elsewhere.
-    "ALTER TABLE outbox ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE outbox ADD COLUMN conflict INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE outbox ADD COLUMN theirs INTEGER;",
 ];
 
-/// Brings the schema up to date. Refuses a database written by a newer malt.
+/// Brings the schema up to date. Refuses a database written by a newer malt. Runs under the write
+/// lock, so two malts opening a new database at once do not both create it.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<(), String>> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < 0 || version as usize > MIGRATIONS.len() {
         return Ok(Err(format!(
             "the database has schema version {version}, newer than this malt knows ({}); update malt",
             MIGRATIONS.len()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
+    if version as usize == MIGRATIONS.len() {
+        return Ok(Ok(()));
     }
+    for sql in MIGRATIONS.iter().skip(version as usize) {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.commit()?;
     Ok(Ok(()))
 }

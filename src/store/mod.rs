@@ -64,7 +64,7 @@ impl std::fmt::Display for Recovery {
 pub struct Store {
     conn: Connection,
     label: String,
-    /// This process's name on outbox leases: `pid:nonce`.
+    /// This process's name on outbox leases and verifications (see `outbox::process_name`).
     owner: String,
 }
 
@@ -205,11 +205,7 @@ impl Store {
                 path: label.clone(),
                 message,
             })?;
-        let owner = format!(
-            "{}:{}",
-            std::process::id(),
-            crate::auth::pkce::random_string(8)
-        );
+        let owner = outbox::process_name();
         Ok(Store { conn, label, owner })
     }
 

@@ -34,27 +34,48 @@ pub struct Retry {
     pub error: String,
 }
 
-const OP_COLUMNS: &str = "seq, service, kind, media_id, field, value, base, attempts, verified";
+const OP_COLUMNS: &str = "seq, service, kind, media_id, field, value, base, attempts, verified_by";
 
-/// Whether the process named in a lease (`pid:nonce`) still runs. A lease whose holder has died
-/// (killed, crashed) is free at once instead of when it runs out.
-fn lease_holder_alive(holder: &str) -> bool {
-    let Some(pid) = holder.split(':').next().and_then(|p| p.parse::<u32>().ok()) else {
-        return false;
-    };
-    if pid == std::process::id() {
-        // Our pid but not our nonce: an earlier process that had the same pid.
-        return false;
-    }
-    if cfg!(target_os = "linux") {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        // Elsewhere a lease is only freed when it runs out.
-        true
-    }
+/// This process's name on leases and verifications: `pid:start:nonce`, where `start` is when the
+/// process started (so a reused pid is not mistaken for it).
+pub(super) fn process_name() -> String {
+    let pid = std::process::id();
+    let start = process_state(pid).map_or(0, |(_, start)| start);
+    format!("{pid}:{start}:{}", crate::auth::pkce::random_string(8))
 }
 
-fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Option<Op>> {
+/// A process's state letter and start time, from `/proc/PID/stat` (Linux only).
+fn process_state(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Whether the process named in a lease (`pid:start:nonce`) still runs: same pid, same start time,
+/// not a zombie. A lease whose holder has died (killed, crashed) is free at once instead of when it
+/// runs out. The caller has already recognised its own leases by the whole name.
+fn lease_holder_alive(holder: &str) -> bool {
+    let mut parts = holder.split(':');
+    let (Some(pid), Some(start)) = (
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+        parts.next().and_then(|s| s.parse::<u64>().ok()),
+    ) else {
+        return false;
+    };
+    if !cfg!(target_os = "linux") {
+        // Elsewhere a lease is only freed when it runs out.
+        return true;
+    }
+    matches!(process_state(pid), Some((state, started)) if state != 'Z' && state != 'X' && started == start)
+}
+
+/// An outbox row as an [`Op`]; `owner` is this process's lease name, against which `verified_by` is
+/// read.
+fn op_from_row(row: &Row<'_>, owner: &str) -> rusqlite::Result<Option<Op>> {
     let service: String = row.get(1)?;
     let field: String = row.get(4)?;
     let service = match service.as_str() {
@@ -74,7 +95,7 @@ fn op_from_row(row: &Row<'_>) -> rusqlite::Result<Option<Op>> {
         change,
         base: row.get(6)?,
         attempts: row.get(7)?,
-        verified: row.get(8)?,
+        verified: row.get::<_, Option<String>>(8)?.as_deref() == Some(owner),
     }))
 }
 
@@ -134,6 +155,7 @@ impl Store {
             now_ms,
             verified,
         } = new;
+        let owner = self.owner.clone();
         let (field, value) = match change {
             Change::Progress(n) => ("progress", n),
         };
@@ -149,7 +171,7 @@ impl Store {
         )
         .map_err(err)?;
         tx.execute(
-            "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, verified)
+            "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, verified_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 service.key(),
@@ -159,7 +181,7 @@ impl Store {
                 value,
                 base,
                 now_ms,
-                verified
+                verified.then_some(owner.as_str())
             ],
         )
         .map_err(err)?;
@@ -183,7 +205,7 @@ impl Store {
                     conflict: row.get(10)?,
                     theirs: row.get(11)?,
                 };
-                Ok(op_from_row(row)?.map(|op| (op, held)))
+                Ok(op_from_row(row, &self.owner)?.map(|op| (op, held)))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -205,9 +227,9 @@ impl Store {
         self.conn
             .execute(
                 "UPDATE outbox SET failed = 0, attempts = 0, next_attempt_at = 0, last_error = NULL,
-                                   verified = 1, conflict = 0, theirs = NULL
+                                   verified_by = ?4, conflict = 0, theirs = NULL
                  WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
-                params![service.key(), kind.key(), media_id as i64],
+                params![service.key(), kind.key(), media_id as i64, self.owner],
             )
             .map_err(|e| self.err(e))
     }
@@ -277,8 +299,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE outbox SET verified = ?4 WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 0",
-                params![service.key(), kind.key(), media_id as i64, verified],
+                "UPDATE outbox SET verified_by = ?4 WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 0",
+                params![service.key(), kind.key(), media_id as i64, verified.then_some(self.owner.as_str())],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -361,7 +383,7 @@ impl Store {
             let rows = stmt
                 .query_map(params![service.key(), now_ms], |row| {
                     Ok((
-                        op_from_row(row)?,
+                        op_from_row(row, &owner)?,
                         row.get::<_, String>(9)?,
                         row.get::<_, i64>(10)?,
                     ))
@@ -445,12 +467,11 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Every waiting change may be tried now, whatever its back-off (a new login, a restart). Time
-    /// has passed since they were made, so each entry is checked against the service first.
+    /// Every waiting change may be tried now, whatever its back-off (a new login, a restart).
     pub fn due_now(&mut self, service: Service) -> Result<usize, StoreError> {
         self.conn
             .execute(
-                "UPDATE outbox SET next_attempt_at = 0, verified = 0 WHERE service = ?1 AND failed = 0",
+                "UPDATE outbox SET next_attempt_at = 0 WHERE service = ?1 AND failed = 0",
                 params![service.key()],
             )
             .map_err(|e| self.err(e))
@@ -470,7 +491,9 @@ impl Store {
 
     fn select_ops(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Op>, StoreError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(args, op_from_row).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(args, |row| op_from_row(row, &self.owner))
+            .map_err(|e| self.err(e))?;
         let mut ops = Vec::new();
         for row in rows {
             // Rows this version does not understand (written by a newer malt) are left alone.
@@ -630,7 +653,8 @@ mod tests {
         let path = dir.path().join("malt.db");
         let mut a = Store::open(&path).unwrap();
         let mut b = Store::open(&path).unwrap();
-        b.owner = "1:other".into(); // pid 1 is always alive
+        let init_started = process_state(1).expect("pid 1 runs").1;
+        b.owner = format!("1:{init_started}:other"); // pid 1 is always alive
         push(&mut a, 1, 6);
         push(&mut a, 1, 7);
         push(&mut a, 2, 1);
@@ -656,19 +680,42 @@ mod tests {
     }
 
     #[test]
+    fn only_the_process_that_verified_a_change_trusts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("malt.db");
+        let mut a = Store::open(&path).unwrap();
+        let mut b = Store::open(&path).unwrap();
+        a.enqueue_fresh(Service::Mal, MediaKind::Anime, 1, Change::Progress(6), 5, 0)
+            .unwrap();
+        assert!(a.due(Service::Mal, 0).unwrap()[0].verified);
+        assert!(
+            !b.due(Service::Mal, 0).unwrap()[0].verified,
+            "another (or a later) malt looks first"
+        );
+        a.set_verified(Service::Mal, MediaKind::Anime, 1, false)
+            .unwrap();
+        assert!(!a.due(Service::Mal, 0).unwrap()[0].verified);
+    }
+
+    #[test]
     fn a_lease_held_by_a_dead_process_is_free_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("malt.db");
         let mut a = Store::open(&path).unwrap();
         let mut dead = Store::open(&path).unwrap();
-        dead.owner = format!("{}:gone", u32::MAX - 7); // no such pid
+        dead.owner = format!("{}:0:gone", u32::MAX - 7); // no such pid
         push(&mut a, 1, 6);
         dead.claim_next(Service::Mal, 0, 3_600_000)
             .unwrap()
             .unwrap();
         assert_eq!(values(&a.due(Service::Mal, 1).unwrap()), vec![(1, 6)]);
         // An earlier process with our own pid (a restart that got the same pid) is dead too.
-        dead.owner = format!("{}:earlier", std::process::id());
+        let started = process_state(std::process::id()).unwrap().1;
+        dead.owner = format!(
+            "{}:{}:earlier",
+            std::process::id(),
+            started.saturating_sub(1)
+        );
         dead.claim_next(Service::Mal, 0, 3_600_000)
             .unwrap()
             .unwrap();

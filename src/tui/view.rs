@@ -160,7 +160,8 @@ fn status_bar(model: &Model) -> Line<'static> {
             "offline",
             Style::new().fg(Color::Yellow).bold(),
         ));
-        if let Some(at) = model.last_sync {
+        // Waiting changes say more than the age of the list; both fit on a wide screen.
+        if let (Some(at), None) = (model.last_sync, &model.retry) {
             spans.push(Span::raw(format!(
                 " — showing the list from {}",
                 clock(model, at)
@@ -173,7 +174,12 @@ fn status_bar(model: &Model) -> Line<'static> {
     }
     let pending = model.pending();
     if pending > 0 {
-        spans.push(sep());
+        let offline = matches!(model.link, Link::Offline(_)) && model.fetching.is_none();
+        spans.push(if offline && model.retry.is_some() {
+            Span::raw(" — ")
+        } else {
+            sep()
+        });
         let waiting = match &model.retry {
             Some((_, at)) => format!(
                 "{pending} change{} waiting, next try at {}",

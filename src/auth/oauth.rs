@@ -63,8 +63,9 @@ struct ErrorBody {
 #[derive(Deserialize)]
 struct TokenBody {
     access_token: String,
-    refresh_token: Option<String>,
-    expires_in: Option<u64>,
+    /// Read loosely: servers differ in how they type these, and a token is usable either way.
+    refresh_token: Option<serde_json::Value>,
+    expires_in: Option<serde_json::Value>,
 }
 
 /// A client of one OAuth2 token endpoint.
@@ -175,14 +176,25 @@ pub fn parse_token_response(
     if token.access_token.is_empty() {
         return Err(OAuthError::BadResponse("an empty access_token".into()));
     }
-    let refresh_token = match (token.refresh_token, old_refresh) {
-        (Some(new), _) if !new.is_empty() => new,
-        (_, Some(old)) => old.to_string(),
-        (_, None) => String::new(),
+    let new_refresh = token
+        .refresh_token
+        .as_ref()
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty());
+    let refresh_token = match (new_refresh, old_refresh) {
+        (Some(new), _) => new.to_string(),
+        (None, Some(old)) => old.to_string(),
+        (None, None) => String::new(),
     };
-    // Clamp what a server may claim: at most ten years, and a missing or zero lifetime means an hour.
-    let lifetime = match token.expires_in {
-        Some(secs) if secs > 0 => secs.min(10 * 365 * 24 * 3600),
+    // Seconds as a number or a string. Clamp what a server may claim: at most ten years, and a
+    // missing, zero or unreadable lifetime means an hour.
+    let seconds = token.expires_in.as_ref().and_then(|v| match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    });
+    let lifetime = match seconds {
+        Some(secs) if secs >= 1.0 => secs.min(10.0 * 365.0 * 24.0 * 3600.0) as u64,
         _ => 3600,
     };
     Ok(TokenSet::new(

@@ -192,15 +192,24 @@ pub fn parse_pasted(input: &str, state: &str) -> Result<String, RedirectError> {
             "nothing was pasted; run `malt --login --no-browser` again".into(),
         ));
     }
-    if input.contains("://") || input.starts_with('/') || input.starts_with('?') {
-        let url = Url::parse(input)
-            .or_else(|_| Url::parse("http://127.0.0.1").and_then(|b| b.join(input)))
-            .map_err(|_| {
-                RedirectError::BadPaste(
-                    "that is not a URL malt can read; paste the whole address from the browser"
-                        .into(),
-                )
-            })?;
+    // A code is a plain token; anything with these characters is (part of) an address.
+    if input.contains(['/', '?', '&', '=']) {
+        let url = if input.contains("://") {
+            Url::parse(input)
+        } else if input.starts_with('/') || input.starts_with('?') {
+            Url::parse("http://127.0.0.1").and_then(|b| b.join(input))
+        } else if input.contains('/') {
+            // An address bar shows `127.0.0.1:53682/callback?…` without the scheme.
+            Url::parse(&format!("http://{input}"))
+        } else {
+            // Only the query: `code=…&state=…`.
+            Url::parse(&format!("http://127.0.0.1/?{input}"))
+        };
+        let url = url.map_err(|_| {
+            RedirectError::BadPaste(
+                "that is not a URL malt can read; paste the whole address from the browser".into(),
+            )
+        })?;
         return match classify(&url, state) {
             Callback::Code(code) => Ok(code),
             Callback::Denied(reason) => Err(RedirectError::Denied(reason)),

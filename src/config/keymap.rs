@@ -209,7 +209,8 @@ impl KeyMap {
             let Some(action) = Action::ALL.into_iter().find(|a| a.name() == name) else {
                 let known: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
                 return Err(format!(
-                    "[keys] {name}: no such action (known: {})",
+                    "[keys] {}: no such action (known: {})",
+                    name.escape_debug(),
                     known.join(", ")
                 ));
             };
@@ -218,21 +219,27 @@ impl KeyMap {
                 toml::Value::Array(items) => items
                     .iter()
                     .map(|v| {
-                        v.as_str()
-                            .ok_or_else(|| format!("[keys] {name}: every key must be a string"))
+                        v.as_str().ok_or_else(|| {
+                            format!("[keys] {}: every key must be a string", name.escape_debug())
+                        })
                     })
                     .collect::<Result<_, _>>()?,
                 _ => {
                     return Err(format!(
-                        "[keys] {name}: expected a key like \"j\" or a list of keys"
+                        "[keys] {}: expected a key like \"j\" or a list of keys",
+                        name.escape_debug()
                     ));
                 }
             };
             let keys = specs
                 .iter()
                 .map(|s| {
-                    Key::parse(s)
-                        .ok_or_else(|| format!("[keys] {name}: \"{s}\" is not a key malt knows"))
+                    Key::parse(s).ok_or_else(|| {
+                        format!(
+                            "[keys] {}: {s:?} is not a key malt knows",
+                            name.escape_debug()
+                        )
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some(slot) = map.bindings.iter_mut().find(|(a, _)| *a == action) {

@@ -131,7 +131,8 @@ impl Config {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: e.message().trim().to_string(),
+                // One line, whatever the file held (toml quotes keys it did not expect).
+                message: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
             }
         })?;
         let value_error = |message: String| ConfigError::Value {
@@ -192,11 +193,11 @@ fn validate_mal(raw: RawMal) -> Result<MalConfig, String> {
 
 fn parse_url(key: &str, value: Option<&str>, default: &str) -> Result<Url, String> {
     let text = value.unwrap_or(default).trim();
-    let url = Url::parse(text)
-        .map_err(|e| format!("[mal] {key} = \"{text}\" is not a valid URL ({e})"))?;
+    let url =
+        Url::parse(text).map_err(|e| format!("[mal] {key} = {text:?} is not a valid URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
-            "[mal] {key} = \"{text}\" must be an http:// or https:// URL with a host"
+            "[mal] {key} = {text:?} must be an http:// or https:// URL with a host"
         ));
     }
     Ok(url)

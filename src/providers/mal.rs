@@ -238,8 +238,9 @@ fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ProviderError> {
 #[derive(Deserialize)]
 struct Page<'a> {
     /// Items are kept as raw text and read one by one, so one bad item does not lose the page,
-    /// and no generic JSON tree is built for thousands of them.
-    #[serde(default, borrow)]
+    /// and no generic JSON tree is built for thousands of them. Required: MAL always sends it
+    /// (`[]` for an empty list), and a body without it is not a list page.
+    #[serde(borrow)]
     data: Vec<&'a serde_json::value::RawValue>,
     #[serde(default)]
     paging: Paging,
@@ -284,12 +285,20 @@ pub struct ListPage {
 /// a body that is not a list page at all is an error.
 pub fn parse_list_page(body: &[u8], wanted: Status) -> Result<ListPage, ProviderError> {
     let page: Page = decode(body)?;
+    let items = page.data.len();
+    let entries: Vec<ListEntry> = page
+        .data
+        .into_iter()
+        .filter_map(|v| entry_from_item(v, wanted))
+        .collect();
+    if items > 0 && entries.is_empty() {
+        // Emptying the cached list on a page of nonsense would lose it.
+        return Err(ProviderError::BadResponse(
+            "MyAnimeList sent a list malt cannot read any entry of".into(),
+        ));
+    }
     Ok(ListPage {
-        entries: page
-            .data
-            .into_iter()
-            .filter_map(|v| entry_from_item(v, wanted))
-            .collect(),
+        entries,
         next: page.paging.next.filter(|n| !n.is_empty()),
     })
 }
@@ -305,6 +314,10 @@ pub fn parse_list_status(body: &[u8]) -> Result<Option<u32>, ProviderError> {
 pub fn parse_my_progress(body: &[u8]) -> Result<Option<u32>, ProviderError> {
     #[derive(Deserialize)]
     struct Details {
+        /// Required, whatever its type: an answer without it is not an anime's details (and must
+        /// not read as "not on your list").
+        #[serde(rename = "id")]
+        _id: serde::de::IgnoredAny,
         my_list_status: Option<AnimeListStatus>,
     }
     let details: Details = decode(body)?;

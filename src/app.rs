@@ -100,7 +100,7 @@ async fn run_demo(cli: &Cli) -> Result<(), String> {
     // Seed the cache as if the list had been synced before, so the first frame shows it.
     let seed = demo.entries();
     store
-        .replace_entries(Service::Demo, Status::Watching, &seed, i64::MAX)
+        .replace_entries(Service::Demo, Status::Watching, &seed, i64::MAX, false)
         .and_then(|()| store.set_meta(Service::Demo, "account", "demo"))
         .map_err(|e| e.to_string())?;
     let app = tui::App {
@@ -133,9 +133,9 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
         .finish(file);
     let level = std::env::var("MALT_LOG")
         .ok()
-        .filter(|l| {
-            ["error", "warn", "info", "debug", "trace"].contains(&l.to_ascii_lowercase().as_str())
-        })
+        // `debug` or `malt=debug`: either way, malt's own level.
+        .map(|l| l.trim().trim_start_matches("malt=").to_ascii_lowercase())
+        .filter(|l| ["error", "warn", "info", "debug", "trace"].contains(&l.as_str()))
         .unwrap_or_else(|| "info".into());
     let filter = tracing_subscriber::EnvFilter::new(format!("warn,malt={level}"));
     tracing_subscriber::fmt()

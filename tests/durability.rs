@@ -571,7 +571,7 @@ fn a_change_left_by_a_killed_run_is_checked_before_it_is_sent() {
         };
         let now = malt::sync::now_ms();
         store
-            .replace_entries(Service::Mal, Status::Watching, &[cached], now)
+            .replace_entries(Service::Mal, Status::Watching, &[cached], now, false)
             .expect("cache the list");
         store
             .enqueue_fresh(

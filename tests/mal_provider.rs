@@ -82,6 +82,8 @@ async fn fetch_follows_every_page_and_includes_nsfw_entries() {
         .fetch_list(Status::Watching, &move |n| log.lock().unwrap().push(n))
         .await
         .unwrap();
+    assert_eq!(entries.unreadable, 0);
+    let entries = entries.entries;
     assert_eq!(entries.len(), 2500);
     let mut ids: Vec<u64> = entries.iter().map(|e| e.id).collect();
     ids.sort();
@@ -313,7 +315,7 @@ async fn error_answers_become_clear_errors() {
     s.fake.go_down();
     assert!(matches!(list().await, Err(ProviderError::Offline(_))));
     s.fake.go_up();
-    assert_eq!(list().await.unwrap().len(), 1);
+    assert_eq!(list().await.unwrap().entries.len(), 1);
 }
 
 #[tokio::test]
@@ -616,7 +618,7 @@ async fn keeping_the_services_side_of_a_conflict_drops_the_changes_and_takes_its
         .await
         .unwrap();
     store
-        .replace_entries(Service::Mal, Status::Watching, &entry, 0)
+        .replace_entries(Service::Mal, Status::Watching, &entry.entries, 0, false)
         .unwrap();
     let db = Db::spawn(store);
     db.call(|st| st.enqueue(Service::Mal, MediaKind::Anime, 1, Change::Progress(6), 5, 0))

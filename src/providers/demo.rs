@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Provider, ProviderError};
+use super::{Fetched, Provider, ProviderError};
 use crate::domain::{Ack, Change, ListEntry, MediaKind, Service, Status};
 
 const SAMPLE: &[(u64, &str, u32, Option<u32>, u8)] = &[
@@ -85,7 +85,7 @@ impl Provider for Demo {
         &self,
         status: Status,
         arrived: &(dyn Fn(usize) + Send + Sync),
-    ) -> Result<Vec<ListEntry>, ProviderError> {
+    ) -> Result<Fetched, ProviderError> {
         let all: Vec<ListEntry> = self
             .lock()
             .iter()
@@ -98,7 +98,10 @@ impl Provider for Demo {
         arrived(half);
         tokio::time::sleep(self.latency).await;
         arrived(all.len());
-        Ok(all)
+        Ok(Fetched {
+            entries: all,
+            unreadable: 0,
+        })
     }
 
     async fn apply(

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use reqwest::{Response, StatusCode, Url};
 use serde::Deserialize;
 
-use super::{Http, Provider, ProviderError, describe_transport, looks_like_html};
+use super::{Fetched, Http, Provider, ProviderError, describe_transport, looks_like_html};
 use crate::auth::{OAuthClient, OAuthError, Session, TokenFile, TokenSet};
 use crate::config::MalConfig;
 use crate::domain::{Ack, Change, ListEntry, MediaKind, Service, Status};
@@ -279,6 +279,8 @@ struct AnimeListStatus {
 pub struct ListPage {
     pub entries: Vec<ListEntry>,
     pub next: Option<String>,
+    /// Items on the page that could not be read.
+    pub skipped: usize,
 }
 
 /// Reads a `GET /users/@me/animelist` answer. Items that cannot be read are skipped (and logged);
@@ -298,6 +300,7 @@ pub fn parse_list_page(body: &[u8], wanted: Status) -> Result<ListPage, Provider
         ));
     }
     Ok(ListPage {
+        skipped: items - entries.len(),
         entries,
         next: page.paging.next.filter(|n| !n.is_empty()),
     })
@@ -321,9 +324,16 @@ pub fn parse_my_progress(body: &[u8]) -> Result<Option<u32>, ProviderError> {
         my_list_status: Option<AnimeListStatus>,
     }
     let details: Details = decode(body)?;
-    Ok(details
-        .my_list_status
-        .map(|s| s.num_episodes_watched.unwrap_or(0)))
+    match details.my_list_status {
+        None => Ok(None),
+        Some(AnimeListStatus {
+            num_episodes_watched: Some(n),
+            ..
+        }) => Ok(Some(n)),
+        Some(_) => Err(ProviderError::BadResponse(
+            "MyAnimeList did not say how many episodes are watched".into(),
+        )),
+    }
 }
 
 /// Reads a `GET /users/@me` answer: the account name.
@@ -346,6 +356,15 @@ fn entry_from_item(raw: &serde_json::value::RawValue, wanted: Status) -> Option<
         }
     };
     let list = item.list_status.or(item.node.my_list_status);
+    // Without the episodes watched the entry cannot be shown truthfully, and a `+` on a made-up 0
+    // would overwrite the real count.
+    let Some(progress) = list.as_ref().and_then(|l| l.num_episodes_watched) else {
+        tracing::warn!(
+            id = item.node.id,
+            "skipping a list item without its episodes watched"
+        );
+        return None;
+    };
     let status = list
         .as_ref()
         .and_then(|l| l.status.as_deref())
@@ -360,10 +379,7 @@ fn entry_from_item(raw: &serde_json::value::RawValue, wanted: Status) -> Option<
             item.node.title
         },
         status,
-        progress: list
-            .as_ref()
-            .and_then(|l| l.num_episodes_watched)
-            .unwrap_or(0),
+        progress,
         // MAL says 0 when it does not know the number of episodes yet.
         total: item.node.num_episodes.filter(|n| *n > 0),
         score: list.as_ref().and_then(|l| l.score).unwrap_or(0).min(10),
@@ -381,7 +397,7 @@ impl Provider for Mal {
         &self,
         status: Status,
         arrived: &(dyn Fn(usize) + Send + Sync),
-    ) -> Result<Vec<ListEntry>, ProviderError> {
+    ) -> Result<Fetched, ProviderError> {
         let mut url = Url::parse(&format!("{}/users/@me/animelist", self.api))
             .map_err(|e| ProviderError::Local(format!("api_url: {e}")))?;
         url.query_pairs_mut()
@@ -391,12 +407,14 @@ impl Provider for Mal {
             .append_pair("limit", &PAGE_LIMIT.to_string())
             .append_pair("nsfw", "true");
         let mut entries: Vec<ListEntry> = Vec::new();
+        let mut unreadable = 0;
         let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             let response = self
                 .send(|http, token| http.get(url.clone()).bearer_auth(token))
                 .await?;
             let page = parse_list_page(&read_body(response).await?, status)?;
+            unreadable += page.skipped;
             for entry in page.entries {
                 // Entries can shift between pages while the list changes; keep each once.
                 if seen.insert(entry.id) {
@@ -405,7 +423,10 @@ impl Provider for Mal {
             }
             arrived(entries.len());
             let Some(next) = page.next else {
-                return Ok(entries);
+                return Ok(Fetched {
+                    entries,
+                    unreadable,
+                });
             };
             let next = self.rebase(&next)?;
             if next == url {

@@ -76,6 +76,15 @@ impl From<crate::auth::AuthError> for ProviderError {
     }
 }
 
+/// A fetched list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fetched {
+    pub entries: Vec<ListEntry>,
+    /// Items the service sent that could not be read. When there are any, entries missing from
+    /// `entries` may be among them: the cache keeps what it knew of those.
+    pub unreadable: usize,
+}
+
 /// A list service.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -86,7 +95,7 @@ pub trait Provider: Send + Sync {
         &self,
         status: Status,
         arrived: &(dyn Fn(usize) + Send + Sync),
-    ) -> Result<Vec<ListEntry>, ProviderError>;
+    ) -> Result<Fetched, ProviderError>;
 
     /// Sends one change; answers with what the service now holds.
     async fn apply(

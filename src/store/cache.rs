@@ -38,13 +38,15 @@ impl Store {
 
     /// Replaces the cached entries of one status with a freshly fetched list, in one transaction.
     /// An entry whose change was confirmed after `fetch_started_ms` keeps its confirmed progress:
-    /// the list was read before that change reached the service.
+    /// the list was read before that change reached the service. With `keep_missing` (the answer
+    /// had items that could not be read), entries missing from `entries` stay as they were.
     pub fn replace_entries(
         &mut self,
         service: Service,
         status: Status,
         entries: &[ListEntry],
         fetch_started_ms: i64,
+        keep_missing: bool,
     ) -> Result<(), StoreError> {
         let label = self.label.clone();
         let err = |source| StoreError::Sqlite {
@@ -67,11 +69,13 @@ impl Store {
             .collect::<Result<_, _>>()
             .map_err(err)?
         };
-        tx.execute(
-            "DELETE FROM entries WHERE service = ?1 AND kind = ?2 AND status = ?3",
-            params![service.key(), MediaKind::Anime.key(), status.key()],
-        )
-        .map_err(err)?;
+        if !keep_missing {
+            tx.execute(
+                "DELETE FROM entries WHERE service = ?1 AND kind = ?2 AND status = ?3",
+                params![service.key(), MediaKind::Anime.key(), status.key()],
+            )
+            .map_err(err)?;
+        }
         {
             let mut insert = tx
                 .prepare_cached(
@@ -142,6 +146,7 @@ mod tests {
                 Status::Watching,
                 &[entry(2, "beta", 1), entry(1, "Alpha", 3)],
                 i64::MAX,
+                false,
             )
             .unwrap();
         let got = store.entries(Service::Mal, Status::Watching).unwrap();
@@ -152,6 +157,7 @@ mod tests {
                 Status::Watching,
                 &[entry(2, "beta", 2)],
                 i64::MAX,
+                false,
             )
             .unwrap();
         assert_eq!(
@@ -178,6 +184,7 @@ mod tests {
                     Status::Watching,
                     &[entry(5, "Kept", 4)],
                     i64::MAX,
+                    false,
                 )
                 .unwrap();
         }
@@ -209,6 +216,7 @@ mod tests {
                 Status::Watching,
                 &[entry(1, "A", 1)],
                 i64::MAX,
+                false,
             )
             .unwrap();
         // A healthy database opens with nothing to report.
@@ -240,7 +248,7 @@ mod tests {
                 .map(|i| entry(100 + i, &format!("Title {i:05} with some length"), 0))
                 .collect();
             store
-                .replace_entries(Service::Mal, Status::Watching, &many, i64::MAX)
+                .replace_entries(Service::Mal, Status::Watching, &many, i64::MAX, false)
                 .unwrap();
         } // closing checkpoints the WAL into the file
         let len = std::fs::metadata(&path).unwrap().len();

@@ -571,22 +571,28 @@ mod tests {
             score: 0,
             updated_at: None,
         };
-        s.replace_entries(Service::Mal, Status::Watching, &[entry(5)], 0)
+        s.replace_entries(Service::Mal, Status::Watching, &[entry(5)], 0, false)
             .unwrap();
         push(&mut s, 1, 6);
         let fetch_started = jiff::Timestamp::now().as_millisecond() - 1;
         let op = s.due(Service::Mal, 0).unwrap().remove(0);
         s.complete(&op, 6).unwrap();
         // The fetch read the list before the change landed.
-        s.replace_entries(Service::Mal, Status::Watching, &[entry(5)], fetch_started)
-            .unwrap();
+        s.replace_entries(
+            Service::Mal,
+            Status::Watching,
+            &[entry(5)],
+            fetch_started,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             s.entries(Service::Mal, Status::Watching).unwrap()[0].progress,
             6
         );
         // A fetch started after the confirmation is the truth (say, an edit on the website).
         let later = jiff::Timestamp::now().as_millisecond() + 1;
-        s.replace_entries(Service::Mal, Status::Watching, &[entry(9)], later)
+        s.replace_entries(Service::Mal, Status::Watching, &[entry(9)], later, false)
             .unwrap();
         assert_eq!(
             s.entries(Service::Mal, Status::Watching).unwrap()[0].progress,

@@ -20,6 +20,8 @@ pub enum Event {
     /// A list fetch finished and the cache holds the result.
     ListFetched {
         entries: Vec<ListEntry>,
+        /// Items that could not be read; entries missing from `entries` may be among them.
+        unreadable: usize,
         at: jiff::Timestamp,
     },
     ListFailed(ProviderError),

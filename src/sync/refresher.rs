@@ -44,7 +44,9 @@ pub async fn keep_fresh(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = recheck.notified() => {}
+            // Woken because a request found the session expired: whatever the next look finds, the
+            // screen is showing that, so a session found working again must be announced.
+            _ = recheck.notified() => told = true,
         }
     }
 }

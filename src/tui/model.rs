@@ -67,8 +67,12 @@ pub struct Model {
     pub retry: Option<(String, jiff::Timestamp)>,
     /// Set when only a new login helps.
     pub login_needed: Option<String>,
-    /// The latest error, until something succeeds or another comes.
+    /// The latest lasting error (a refused change, a conflict, a rebuilt database), until the user
+    /// deals with it or another comes.
     pub error: Option<String>,
+    /// The latest passing trouble (a server error, throttling, an unreadable answer), until a
+    /// request succeeds again.
+    pub trouble: Option<String>,
     /// A passing remark (e.g. "already at the last episode").
     pub notice: Option<String>,
     pub help: bool,
@@ -99,6 +103,7 @@ impl Model {
             retry: None,
             login_needed: None,
             error: None,
+            trouble: None,
             notice: None,
             help: false,
             quit: false,

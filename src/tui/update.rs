@@ -176,7 +176,11 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                 f.received = n;
             }
         }
-        Event::ListFetched { entries, at } => {
+        Event::ListFetched {
+            entries,
+            unreadable,
+            at,
+        } => {
             let meanwhile = model
                 .fetching
                 .take()
@@ -184,8 +188,17 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                 .unwrap_or_default();
             model.last_sync = Some(at);
             model.link = Link::Online;
+            model.trouble = None;
             model.login_needed = None;
-            merge(model, entries, &meanwhile);
+            merge(model, entries, &meanwhile, unreadable > 0);
+            if unreadable > 0 {
+                model.trouble = Some(format!(
+                    "{unreadable} entr{} could not be read and keep{} {} last known values",
+                    if unreadable == 1 { "y" } else { "ies" },
+                    if unreadable == 1 { "s" } else { "" },
+                    if unreadable == 1 { "its" } else { "their" },
+                ));
+            }
         }
         Event::ListFailed(error) => {
             model.fetching = None;
@@ -202,6 +215,7 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                 f.confirmed_meanwhile.insert(media_id);
             }
             model.link = Link::Online;
+            model.trouble = None;
             model.login_needed = None;
             if let Some(row) = model.row_mut(media_id) {
                 row.pending = row.pending.saturating_sub(1);
@@ -333,7 +347,7 @@ fn failure(model: &mut Model, error: ProviderError) {
     match error {
         ProviderError::Offline(reason) => model.link = Link::Offline(reason),
         e if e.needs_login() => needs_login(model, &e),
-        e => model.error = Some(e.to_string()),
+        e => model.trouble = Some(e.to_string()),
     }
 }
 
@@ -342,6 +356,7 @@ fn merge(
     model: &mut Model,
     mut entries: Vec<ListEntry>,
     confirmed_meanwhile: &std::collections::HashSet<u64>,
+    keep_missing: bool,
 ) {
     // The same order as the cache: by title, ignoring case.
     entries.sort_by_cached_key(|e| (e.title.to_lowercase(), e.id));
@@ -394,6 +409,13 @@ fn merge(
             }
         })
         .collect();
+    if keep_missing && !old.is_empty() {
+        // Some items could not be read: the rows they may be keep what was known of them.
+        model.rows.extend(old.into_values());
+        model
+            .rows
+            .sort_by_cached_key(|r| (r.entry.title.to_lowercase(), r.entry.id));
+    }
     if let Some(i) = selected_id.and_then(|id| model.rows.iter().position(|r| r.entry.id == id)) {
         model.selected = i;
     }
@@ -525,6 +547,7 @@ mod tests {
         update(
             &mut m,
             Msg::Sync(Event::ListFetched {
+                unreadable: 0,
                 entries: fetched,
                 at: jiff::Timestamp::UNIX_EPOCH,
             }),
@@ -556,6 +579,7 @@ mod tests {
         update(
             &mut m,
             Msg::Sync(Event::ListFetched {
+                unreadable: 0,
                 entries: stale,
                 at: jiff::Timestamp::UNIX_EPOCH,
             }),
@@ -575,6 +599,7 @@ mod tests {
         update(
             &mut m,
             Msg::Sync(Event::ListFetched {
+                unreadable: 0,
                 entries: vec![entry(1, "A", 9, Some(12))],
                 at: jiff::Timestamp::UNIX_EPOCH,
             }),
@@ -609,6 +634,7 @@ mod tests {
         update(
             &mut m,
             Msg::Sync(Event::ListFetched {
+                unreadable: 0,
                 entries: vec![entry(1, "A", 9, Some(12))],
                 at: jiff::Timestamp::UNIX_EPOCH,
             }),
@@ -637,6 +663,68 @@ mod tests {
             }]
         );
         assert_eq!((m.rows[0].entry.progress, m.pending()), (7, 2));
+    }
+
+    #[test]
+    fn entries_that_could_not_be_read_keep_their_last_known_values() {
+        let mut m = model(vec![entry(1, "A", 5, Some(12)), entry(2, "B", 1, Some(3))]);
+        update(&mut m, key('r'));
+        update(
+            &mut m,
+            Msg::Sync(Event::ListFetched {
+                unreadable: 1,
+                entries: vec![entry(2, "B", 2, Some(3))],
+                at: jiff::Timestamp::UNIX_EPOCH,
+            }),
+        );
+        let shown: Vec<_> = m
+            .rows
+            .iter()
+            .map(|r| (r.entry.id, r.entry.progress))
+            .collect();
+        assert_eq!(shown, vec![(1, 5), (2, 2)]);
+        assert!(
+            m.trouble
+                .as_deref()
+                .unwrap()
+                .contains("1 entry could not be read")
+        );
+        // A clean sync clears the remark and trusts the list again.
+        update(&mut m, key('r'));
+        update(
+            &mut m,
+            Msg::Sync(Event::ListFetched {
+                unreadable: 0,
+                entries: vec![entry(2, "B", 2, Some(3))],
+                at: jiff::Timestamp::UNIX_EPOCH,
+            }),
+        );
+        assert_eq!(m.rows.len(), 1);
+        assert!(m.trouble.is_none());
+    }
+
+    #[test]
+    fn passing_trouble_leaves_the_bar_once_things_work() {
+        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
+        update(&mut m, key('+'));
+        update(
+            &mut m,
+            Msg::Sync(Event::Retrying {
+                media_id: 1,
+                error: ProviderError::Server("MyAnimeList is having trouble (HTTP 500)".into()),
+                next_at: jiff::Timestamp::UNIX_EPOCH,
+            }),
+        );
+        assert!(m.trouble.is_some());
+        update(
+            &mut m,
+            Msg::Sync(Event::Delivered {
+                seq: 1,
+                media_id: 1,
+                progress: 6,
+            }),
+        );
+        assert!(m.trouble.is_none() && m.retry.is_none());
     }
 
     #[test]

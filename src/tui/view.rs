@@ -64,7 +64,7 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
             "Loading your list…".to_string()
         } else if model.login_needed.is_some() {
             "Log in to see your list: run `malt --login` in another terminal.".to_string()
-        } else if model.error.is_some() {
+        } else if model.error.is_some() || model.trouble.is_some() {
             "Could not load your list (the reason is below). Press r to try again.".to_string()
         } else if let Link::Offline(_) = model.link {
             "Offline, and nothing is cached yet. Press r to try again.".to_string()
@@ -196,7 +196,7 @@ fn status_bar(model: &Model) -> Line<'static> {
             login.clone(),
             Style::new().fg(Color::Red).bold(),
         ));
-    } else if let Some(error) = &model.error {
+    } else if let Some(error) = model.error.as_ref().or(model.trouble.as_ref()) {
         spans.push(sep());
         spans.push(Span::styled(error.clone(), Style::new().fg(Color::Red)));
     }

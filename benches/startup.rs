@@ -408,7 +408,7 @@ fn list_entries(items: &[Item]) -> Vec<ListEntry> {
 fn write_database(path: &Path, entries: &[ListEntry]) -> Res<()> {
     let mut store = Store::open(path).map_err(ctx("open the database"))?;
     store
-        .replace_entries(Service::Mal, Status::Watching, entries, i64::MAX)
+        .replace_entries(Service::Mal, Status::Watching, entries, i64::MAX, false)
         .and_then(|()| store.set_meta(Service::Mal, "account", "benchuser"))
         .and_then(|()| store.set_meta(Service::Mal, "last_sync", "2026-01-15T10:00:00Z"))
         .map_err(ctx("fill the database"))

@@ -370,3 +370,27 @@ fn shutdown_signals() -> (mpsc::Sender<()>, mpsc::Receiver<()>) {
     }
     (tx, rx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_crashed_background_task_ends_the_app_with_a_report() {
+        // (The panic's own message is printed by the test's panic hook; that is expected.)
+        let mut background = Background {
+            worker: tokio::spawn(async { panic!("outbox exploded") }),
+            refresher: tokio::spawn(std::future::pending()),
+            watcher: tokio::spawn(std::future::pending()),
+        };
+        let report = tokio::time::timeout(Duration::from_secs(5), background.failed())
+            .await
+            .expect("a crash is noticed at once")
+            .to_string();
+        assert!(
+            report.contains("the sync worker crashed (outbox exploded)"),
+            "{report}"
+        );
+        assert!(report.contains("your changes are kept"), "{report}");
+    }
+}

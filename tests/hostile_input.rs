@@ -980,7 +980,12 @@ proptest! {
         o.insert("error".into(), error.clone().into());
         o.insert("message".into(), message.clone().into());
         let detail = error_detail(&serde_json::to_vec(&Value::Object(o)).unwrap());
-        let expected = match (message.filter(|m| !m.is_empty()), error.filter(|e| !e.is_empty())) {
+        // Shown on one line: runs of whitespace become one space; blank counts as absent.
+        let one_line = |t: String| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        let expected = match (
+            message.map(one_line).filter(|m| !m.is_empty()),
+            error.map(one_line).filter(|e| !e.is_empty()),
+        ) {
             (Some(m), _) => format!(": {m}"),
             (None, Some(e)) => format!(": {e}"),
             (None, None) => String::new(),

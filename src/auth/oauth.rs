@@ -27,6 +27,9 @@ pub enum OAuthError {
 }
 
 fn describe_refusal(error: &str, message: Option<&str>, hint: Option<&str>, status: u16) -> String {
+    let one_line = crate::providers::one_line;
+    let (error, message, hint) = (one_line(error), message.map(one_line), hint.map(one_line));
+    let (error, message, hint) = (error.as_str(), message.as_deref(), hint.as_deref());
     let what = match error {
         "invalid_client" => {
             "the client_id or client_secret is not accepted: check [mal] in your config against the API client on myanimelist.net".to_string()

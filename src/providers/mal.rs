@@ -211,8 +211,10 @@ pub fn error_detail(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody {
             message: Some(m), ..
-        }) if !m.is_empty() => format!(": {m}"),
-        Ok(ErrorBody { error: Some(e), .. }) if !e.is_empty() => format!(": {e}"),
+        }) if !m.trim().is_empty() => format!(": {}", super::one_line(&m)),
+        Ok(ErrorBody { error: Some(e), .. }) if !e.trim().is_empty() => {
+            format!(": {}", super::one_line(&e))
+        }
         _ => String::new(),
     }
 }

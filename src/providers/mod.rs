@@ -133,6 +133,15 @@ pub fn describe_transport(e: &reqwest::Error) -> String {
     }
 }
 
+/// A server's words on one line, at most 200 characters: they end up in the status bar.
+pub fn one_line(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
 /// Whether a body is an HTML page rather than the JSON an API should send.
 pub fn looks_like_html(body: &[u8]) -> bool {
     let start = body

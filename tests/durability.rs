@@ -8,14 +8,13 @@
 mod support;
 
 #[path = "e2e/harness.rs"]
-#[allow(dead_code)]
 mod harness;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use harness::{Home, TIMEOUT, Tmux, row_has, status_bar};
+use harness::{Home, TIMEOUT, Tmux, row_has, status_bar, synced};
 use malt::domain::{Change, ListEntry, MediaKind, Service, Status};
 use malt::store::Store;
 use support::mal::{Anime, FakeMal};
@@ -211,11 +210,6 @@ impl XorShift {
     fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo + 1)
     }
-}
-
-/// Every entry's title is on screen and the status bar says the list was synced.
-fn synced(titles: &[&str]) -> impl Fn(&str) -> bool {
-    move |s: &str| titles.iter().all(|t| s.contains(t)) && status_bar(s).contains("synced")
 }
 
 // ---------------------------------------------------------------------------------------------

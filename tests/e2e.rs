@@ -11,64 +11,11 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{Home, TIMEOUT, Tmux, hint_line, mode, row, row_has, status_bar};
-use support::mal::{Anime, FakeMal};
-
-/// A list with an NSFW ("gray") entry, one whose episode count is unknown (MAL says 0), and one
-/// that is not being watched (so not on the Watching screen). Sorted by title on screen:
-/// Bocchi, Kill la Kill, Mushishi, One Piece.
-fn seed(fake: &FakeMal) {
-    fake.add_anime(Anime {
-        watched: 5,
-        score: 9,
-        ..Anime::new(101, "Bocchi the Rock!", 12)
-    });
-    fake.add_anime(Anime {
-        watched: 3,
-        ..Anime::new(102, "One Piece", 0)
-    });
-    fake.add_anime(Anime {
-        nsfw: "gray",
-        watched: 2,
-        ..Anime::new(103, "Kill la Kill", 24)
-    });
-    fake.add_anime(Anime {
-        watched: 5,
-        ..Anime::new(104, "Mushishi", 26)
-    });
-    fake.add_anime(Anime {
-        status: "completed",
-        watched: 26,
-        ..Anime::new(105, "Cowboy Bebop", 26)
-    });
-}
-
-const TITLES: [&str; 4] = ["Bocchi the Rock!", "Kill la Kill", "Mushishi", "One Piece"];
-
-/// The whole seeded list is on screen and the status bar says it is synced.
-fn list_synced(screen: &str) -> bool {
-    TITLES.iter().all(|t| screen.contains(t)) && status_bar(screen).contains("synced")
-}
-
-/// `num_watched_episodes` of every PATCH the fake accepted for `id`, in arrival order.
-fn patched(fake: &FakeMal, id: u64) -> Vec<String> {
-    fake.patches()
-        .into_iter()
-        .filter(|p| p.id == id)
-        .map(|p| p.get("num_watched_episodes").unwrap_or("?").to_string())
-        .collect()
-}
-
-/// Polls `cond` every 50 ms; panics with `what` (and the screen) after `timeout`.
-fn wait_until(tmux: &Tmux, what: &str, timeout: Duration, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > timeout {
-            tmux.fail(&format!("timed out waiting for {what}"), &tmux.screen());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use harness::{
+    Home, TIMEOUT, TITLES, Tmux, hint_line, list_synced, mode, patched, row, row_has, seed,
+    status_bar, wait_until,
+};
+use support::mal::FakeMal;
 
 /// Asserts that no token of the stored session appears in `text`.
 fn assert_no_secret(home: &Home, text: &str, where_: &str) {

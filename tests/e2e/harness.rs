@@ -1,7 +1,13 @@
 //! The end-to-end harness: a private home for malt's files ([`Home`]), the real binary run as a
 //! plain process ([`Proc`]) or full-screen in a private tmux server ([`Tmux`]), and a few helpers to
-//! read the screen.
+//! read the screen, plus the seeded list and the small waits the end-to-end suites share.
+//!
+//! Each suite (`e2e`, `faults`, `durability`) is its own crate that includes this file with
+//! `#[path]`, and none of them uses all of it.
 
+#![allow(dead_code)]
+
+use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -10,7 +16,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::support::mal::FakeMal;
+use crate::support::mal::{Anime, FakeMal};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_malt");
@@ -383,6 +389,10 @@ static NEXT_SOCKET: AtomicUsize = AtomicUsize::new(0);
 pub struct Tmux {
     socket: String,
     log: PathBuf,
+    /// How often [`Tmux::wait_for`] and [`wait_until`] look again.
+    poll: Duration,
+    /// Every distinct screen captured so far, when asked for with [`Tmux::keep_screens`].
+    captures: Option<RefCell<Vec<String>>>,
 }
 
 impl Tmux {
@@ -392,14 +402,31 @@ impl Tmux {
     }
 
     pub fn start_sized(home: &Home, args: &[&str], width: u16, height: u16) -> Tmux {
+        Tmux::start_with(home, args, width, height, &[])
+    }
+
+    /// `malt ARGS` in a `width`×`height` pane, with `extra_env` set on top of the home's
+    /// environment (a variable the home already sets is replaced).
+    pub fn start_with(
+        home: &Home,
+        args: &[&str],
+        width: u16,
+        height: u16,
+        extra_env: &[(&str, &str)],
+    ) -> Tmux {
         let socket = format!(
             "malt-e2e-{}-{}",
             std::process::id(),
             NEXT_SOCKET.fetch_add(1, Ordering::SeqCst)
         );
-        // `env -i`: malt sees this home's environment and the pane's TERM, nothing else.
+        let mut env = home.env();
+        for (k, v) in extra_env {
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        // `env -i`: malt sees this environment and the pane's TERM, nothing else.
         let mut line = String::from("env -i TERM=\"$TERM\"");
-        for (k, v) in home.env() {
+        for (k, v) in env {
             line.push_str(&format!(" {k}={}", sh_quote(&v)));
         }
         line.push(' ');
@@ -416,6 +443,8 @@ impl Tmux {
         let tmux = Tmux {
             socket,
             log: home.log_path(),
+            poll: Duration::from_millis(50),
+            captures: None,
         };
         let out = tmux
             .command()
@@ -431,6 +460,18 @@ impl Tmux {
             String::from_utf8_lossy(&out.stderr)
         );
         tmux
+    }
+
+    /// Looks at the screen (and at [`wait_until`]'s condition) every `every` instead of 50 ms.
+    pub fn poll_every(mut self, every: Duration) -> Tmux {
+        self.poll = every;
+        self
+    }
+
+    /// Keeps every distinct screen captured from now on (see [`Tmux::captured`]).
+    pub fn keep_screens(mut self) -> Tmux {
+        self.captures = Some(RefCell::new(Vec::new()));
+        self
     }
 
     fn command(&self) -> Command {
@@ -451,9 +492,35 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    fn keep(&self, screen: &str) {
+        if let Some(captures) = &self.captures {
+            let mut captures = captures.borrow_mut();
+            if captures.last().is_none_or(|last| last != screen) {
+                captures.push(screen.to_string());
+            }
+        }
+    }
+
     /// What the pane shows now, one line per row.
     pub fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "main"])
+        let screen = self.tmux(&["capture-pane", "-p", "-t", "main"]);
+        self.keep(&screen);
+        screen
+    }
+
+    /// The pane with its whole scrollback.
+    pub fn history(&self) -> String {
+        let screen = self.tmux(&["capture-pane", "-p", "-S", "-", "-E", "-", "-t", "main"]);
+        self.keep(&screen);
+        screen
+    }
+
+    /// Every distinct screen captured since [`Tmux::keep_screens`] (empty without it).
+    pub fn captured(&self) -> String {
+        self.captures
+            .as_ref()
+            .map(|c| c.borrow().join("\n"))
+            .unwrap_or_default()
     }
 
     /// A tmux format (`#{alternate_on}`, …) of the pane.
@@ -463,7 +530,8 @@ impl Tmux {
             .to_string()
     }
 
-    /// Polls the screen every 50 ms until `pred` holds; returns that screen. Panics after
+    /// Polls the screen (every 50 ms, see [`Tmux::poll_every`]) until `pred` holds; returns that
+    /// screen. Panics after
     /// `timeout` with the last screen and the end of malt's log.
     pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
@@ -478,7 +546,7 @@ impl Tmux {
                     &screen,
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(self.poll);
         }
     }
 
@@ -541,12 +609,33 @@ impl Tmux {
         (Tmux::exit_code(&screen).unwrap(), screen)
     }
 
-    /// Quits with `q` and checks that malt ended well and restored the terminal.
+    /// Quits with `q` and checks that malt exited 0.
     pub fn quit(&self) {
+        self.quit_screen();
+    }
+
+    /// [`Tmux::quit`], and the terminal modes are back to `icanon echo`.
+    pub fn quit_restored(&self) {
+        let screen = self.quit_screen();
+        if Tmux::tty_modes(&screen).unwrap() != ["icanon", "echo"] {
+            self.fail("the terminal modes were not restored", &screen);
+        }
+    }
+
+    /// Quits with `q`, fails unless malt exits 0, and returns the screen after it.
+    fn quit_screen(&self) -> String {
         self.type_text("q");
         let (code, screen) = self.wait_exit();
         if code != 0 {
             self.fail(&format!("malt exited with {code} after q"), &screen);
+        }
+        screen
+    }
+
+    /// Fails if malt has exited (crashed) by now.
+    pub fn assert_running(&self, screen: &str) {
+        if Tmux::exit_code(screen).is_some() {
+            self.fail("malt exited", screen);
         }
     }
 }
@@ -603,4 +692,71 @@ pub fn status_bar(screen: &str) -> &str {
         .rposition(|l| l.contains("episode") && l.contains("quit"))
         .and_then(|i| i.checked_sub(1))
         .map_or("", |i| lines[i])
+}
+
+// ---------------------------------------------------------------------------------------------
+// The seeded list and waiting on the fake
+// ---------------------------------------------------------------------------------------------
+
+/// A list with an NSFW ("gray") entry, one whose episode count is unknown (MAL says 0), and one
+/// that is not being watched (so not on the Watching screen). Sorted by title on screen:
+/// Bocchi, Kill la Kill, Mushishi, One Piece.
+pub fn seed(fake: &FakeMal) {
+    fake.add_anime(Anime {
+        watched: 5,
+        score: 9,
+        ..Anime::new(101, "Bocchi the Rock!", 12)
+    });
+    fake.add_anime(Anime {
+        watched: 3,
+        ..Anime::new(102, "One Piece", 0)
+    });
+    fake.add_anime(Anime {
+        nsfw: "gray",
+        watched: 2,
+        ..Anime::new(103, "Kill la Kill", 24)
+    });
+    fake.add_anime(Anime {
+        watched: 5,
+        ..Anime::new(104, "Mushishi", 26)
+    });
+    fake.add_anime(Anime {
+        status: "completed",
+        watched: 26,
+        ..Anime::new(105, "Cowboy Bebop", 26)
+    });
+}
+
+/// The titles [`seed`] puts on the Watching screen, in screen order.
+pub const TITLES: [&str; 4] = ["Bocchi the Rock!", "Kill la Kill", "Mushishi", "One Piece"];
+
+/// Every one of `titles` is on screen and the status bar says the list is synced.
+pub fn synced(titles: &[&str]) -> impl Fn(&str) -> bool {
+    move |s: &str| titles.iter().all(|t| s.contains(t)) && status_bar(s).contains("synced")
+}
+
+/// The whole seeded list is on screen and the status bar says it is synced.
+pub fn list_synced(screen: &str) -> bool {
+    synced(&TITLES)(screen)
+}
+
+/// `num_watched_episodes` of every PATCH the fake accepted for `id`, in arrival order.
+pub fn patched(fake: &FakeMal, id: u64) -> Vec<String> {
+    fake.patches()
+        .into_iter()
+        .filter(|p| p.id == id)
+        .map(|p| p.get("num_watched_episodes").unwrap_or("?").to_string())
+        .collect()
+}
+
+/// Polls `cond` (every 50 ms, see [`Tmux::poll_every`]); panics with `what` (and the screen)
+/// after `timeout`.
+pub fn wait_until(tmux: &Tmux, what: &str, timeout: Duration, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > timeout {
+            tmux.fail(&format!("timed out waiting for {what}"), &tmux.screen());
+        }
+        std::thread::sleep(tmux.poll);
+    }
 }

@@ -68,13 +68,13 @@ pub async fn login_mal(
     )
     .await
     .map_err(|e| e.to_string())?;
-    // The account name is only for the status bar: a database problem must not fail the login.
+    // The tokens are saved: a database problem must not fail the login.
     match crate::store::Store::open(&files.database()) {
-        Ok(store) => {
-            if let Err(e) = store.set_meta(Service::Mal, "account", &name) {
-                tracing::warn!("cannot record the account name: {e}");
-            }
-        }
+        Ok(mut store) => match store.switch_account(Service::Mal, &name) {
+            Ok(Some(switch)) => println!("{switch}"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot record the account name: {e}"),
+        },
         Err(e) => tracing::warn!("cannot open the database: {e}"),
     }
     tracing::info!(account = %name, "logged in to MyAnimeList");

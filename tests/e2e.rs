@@ -929,3 +929,52 @@ fn a_website_edit_made_while_offline_is_shown_and_the_user_keeps_theirs() {
     tmux.quit();
     assert_eq!(patched(&fake, 101), ["6"]);
 }
+
+#[test]
+fn logging_in_as_another_account_never_sends_it_the_first_accounts_changes() {
+    require_tmux!();
+    let fake = FakeMal::start_background();
+    fake.set_user("alice");
+    seed(&fake);
+    let home = Home::for_fake(&fake);
+    home.install_browser();
+    assert!(home.run(&["--login"]).status.success());
+    // alice makes a change while MyAnimeList is unreachable.
+    let first = Tmux::start(&home, &[]);
+    first.wait_for("the synced list", TIMEOUT, list_synced);
+    first.quit();
+    drop(first);
+    fake.go_down();
+    let offline = Tmux::start(&home, &[]);
+    offline.wait_for("offline", TIMEOUT, |s| status_bar(s).contains("offline"));
+    offline.type_text("+");
+    offline.wait_for("the change waiting", TIMEOUT, |s| {
+        row_has(s, "Bocchi the Rock!", "6 / 12")
+    });
+    offline.quit();
+    drop(offline);
+    fake.go_up();
+
+    // bob logs in on the same machine.
+    fake.set_user("bob");
+    let out = home.run(&["--login"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("Logged in to MyAnimeList as bob"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("1 change made as alice will not be sent to bob"),
+        "{}",
+        out.stdout
+    );
+    let bob = Tmux::start(&home, &[]);
+    bob.wait_for("bob's synced list", TIMEOUT, |s| {
+        list_synced(s) && s.lines().next().is_some_and(|l| l.contains("bob"))
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    bob.quit();
+    assert!(fake.patches().is_empty(), "{:?}", fake.patches());
+}

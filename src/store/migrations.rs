@@ -39,7 +39,9 @@ const MIGRATIONS: &[&str] = &[
         verified_by     TEXT,
         -- A conflict with an edit made elsewhere, and the service's value then (NULL: not listed).
         conflict        INTEGER NOT NULL DEFAULT 0,
-        theirs          INTEGER
+        theirs          INTEGER,
+        -- Set while held back because another account logged in: the account it was made as.
+        account         TEXT
     );
     CREATE INDEX outbox_entry ON outbox (service, kind, media_id, seq);
     CREATE TABLE meta (

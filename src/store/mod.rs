@@ -60,6 +60,34 @@ impl std::fmt::Display for Recovery {
     }
 }
 
+/// What changed when another account logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSwitch {
+    pub previous: String,
+    pub current: String,
+    /// Changes queued as `previous`, held back so they never reach `current`'s list.
+    pub held: usize,
+}
+
+impl std::fmt::Display for AccountSwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "The list cached for {} was cleared.", self.previous)?;
+        if self.held > 0 {
+            write!(
+                f,
+                " {} change{} made as {} will not be sent to {} (log in as {} again to send {}).",
+                self.held,
+                if self.held == 1 { "" } else { "s" },
+                self.previous,
+                self.current,
+                self.previous,
+                if self.held == 1 { "it" } else { "them" },
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The database, owned by one thread at a time.
 pub struct Store {
     conn: Connection,
@@ -154,10 +182,10 @@ impl Store {
         let tx = self.write()?;
         for op in ops {
             tx.execute(
-                "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, failed, last_error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, failed, last_error, account)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 rusqlite::params![
-                    op.service, op.kind, op.media_id, op.field, op.value, op.base, op.created_at, op.failed, op.last_error
+                    op.service, op.kind, op.media_id, op.field, op.value, op.base, op.created_at, op.failed, op.last_error, op.account
                 ],
             )
             .map_err(err)?;
@@ -235,6 +263,62 @@ impl Store {
         }
     }
 
+    /// Records who is logged in. When it is another account than before, that account's cache is
+    /// dropped and its waiting changes are held back (refused, with the reason), so nothing made as
+    /// one account is ever sent to another; they go out again if that account logs back in.
+    pub fn switch_account(
+        &mut self,
+        service: crate::domain::Service,
+        name: &str,
+    ) -> Result<Option<AccountSwitch>, StoreError> {
+        let label = self.label.clone();
+        let err = |source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        };
+        let previous = self.meta(service, "account")?;
+        let tx = self.write()?;
+        let mut switch = None;
+        if let Some(previous) = previous.filter(|p| p != name) {
+            tx.execute("DELETE FROM entries WHERE service = ?1", [service.key()])
+                .map_err(err)?;
+            tx.execute(
+                "DELETE FROM meta WHERE service = ?1 AND key = 'last_sync'",
+                [service.key()],
+            )
+            .map_err(err)?;
+            let reason = format!("made as {previous}; log in as {previous} to send it");
+            let held = tx
+                .execute(
+                    "UPDATE outbox SET failed = 1, last_error = ?2, account = ?3,
+                                       lease_owner = NULL, lease_until = 0
+                     WHERE service = ?1 AND failed = 0",
+                    rusqlite::params![service.key(), reason, previous],
+                )
+                .map_err(err)?;
+            switch = Some(AccountSwitch {
+                previous,
+                current: name.to_string(),
+                held,
+            });
+        }
+        // Changes held back for this account when it logged out are its own again.
+        tx.execute(
+            "UPDATE outbox SET failed = 0, last_error = NULL, account = NULL, next_attempt_at = 0
+             WHERE service = ?1 AND account = ?2",
+            rusqlite::params![service.key(), name],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO meta (service, key, value) VALUES (?1, 'account', ?2)
+             ON CONFLICT (service, key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![service.key(), name],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(switch)
+    }
+
     /// A per-service fact (account name, last sync time).
     pub fn meta(
         &self,
@@ -280,6 +364,7 @@ struct SalvagedOp {
     created_at: i64,
     failed: i64,
     last_error: Option<String>,
+    account: Option<String>,
 }
 
 /// Reads what can still be read of the outbox and the facts from a damaged database, row by row,
@@ -303,7 +388,7 @@ fn salvage(path: &Path) -> (Vec<SalvagedOp>, Vec<(String, String, String)>) {
         return (ops, meta);
     };
     if let Ok(mut stmt) = conn.prepare(
-        "SELECT service, kind, media_id, field, value, base, created_at, failed, last_error
+        "SELECT service, kind, media_id, field, value, base, created_at, failed, last_error, account
          FROM outbox ORDER BY seq",
     ) && let Ok(mut rows) = stmt.query([])
     {
@@ -319,6 +404,7 @@ fn salvage(path: &Path) -> (Vec<SalvagedOp>, Vec<(String, String, String)>) {
                     created_at: row.get(6)?,
                     failed: row.get(7)?,
                     last_error: row.get(8)?,
+                    account: row.get(9)?,
                 })
             })();
             match op {
@@ -391,5 +477,72 @@ impl Db {
         F: FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
     {
         self.submit(f).await.unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Change, ListEntry, MediaKind, Service, Status};
+
+    #[test]
+    fn another_account_never_gets_the_previous_ones_changes() {
+        let mut s = Store::open_in_memory().unwrap();
+        assert_eq!(s.switch_account(Service::Mal, "alice").unwrap(), None);
+        let entry = ListEntry {
+            id: 1,
+            kind: MediaKind::Anime,
+            title: "A".into(),
+            status: Status::Watching,
+            progress: 5,
+            total: None,
+            score: 0,
+            updated_at: None,
+        };
+        s.replace_entries(Service::Mal, Status::Watching, &[entry], 0, false)
+            .unwrap();
+        s.enqueue(Service::Mal, MediaKind::Anime, 1, Change::Progress(6), 5, 0)
+            .unwrap();
+
+        let switch = s.switch_account(Service::Mal, "bob").unwrap().unwrap();
+        assert_eq!(switch.held, 1);
+        assert!(
+            switch
+                .to_string()
+                .contains("1 change made as alice will not be sent to bob"),
+            "{switch}"
+        );
+        assert!(
+            s.entries(Service::Mal, Status::Watching)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.due(Service::Mal, 0).unwrap().is_empty(),
+            "nothing of alice's goes to bob"
+        );
+        assert!(
+            s.refused(Service::Mal).unwrap().is_empty(),
+            "nor can bob retry it by mistake"
+        );
+        // bob's own change to the same anime does not sweep alice's away.
+        s.enqueue(Service::Mal, MediaKind::Anime, 1, Change::Progress(1), 0, 0)
+            .unwrap();
+        assert_eq!(
+            s.drop_refused(Service::Mal, MediaKind::Anime, 1).unwrap(),
+            0
+        );
+        let bobs = s.due(Service::Mal, 0).unwrap();
+        s.complete(&bobs[0], 1).unwrap();
+
+        // alice is back: her change is hers to send again.
+        let back = s.switch_account(Service::Mal, "alice").unwrap().unwrap();
+        assert_eq!(back.held, 0);
+        let due = s.due(Service::Mal, 0).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].change, Change::Progress(6));
+        // Logging in again as the same account changes nothing.
+        assert_eq!(s.switch_account(Service::Mal, "alice").unwrap(), None);
+        assert_eq!(s.due(Service::Mal, 0).unwrap().len(), 1);
     }
 }

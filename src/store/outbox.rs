@@ -166,7 +166,7 @@ impl Store {
         };
         let tx = self.write()?;
         tx.execute(
-            "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
+            "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1 AND account IS NULL",
             params![service.key(), kind.key(), media_id as i64],
         )
         .map_err(err)?;
@@ -195,7 +195,7 @@ impl Store {
     pub fn refused(&self, service: Service) -> Result<Vec<(Op, Held)>, StoreError> {
         let sql = format!(
             "SELECT {OP_COLUMNS}, COALESCE(last_error, ''), conflict, theirs FROM outbox
-             WHERE service = ?1 AND failed = 1 ORDER BY seq"
+             WHERE service = ?1 AND failed = 1 AND account IS NULL ORDER BY seq"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
@@ -228,7 +228,7 @@ impl Store {
             .execute(
                 "UPDATE outbox SET failed = 0, attempts = 0, next_attempt_at = 0, last_error = NULL,
                                    verified_by = ?4, conflict = 0, theirs = NULL
-                 WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
+                 WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1 AND account IS NULL",
                 params![service.key(), kind.key(), media_id as i64, self.owner],
             )
             .map_err(|e| self.err(e))
@@ -252,7 +252,7 @@ impl Store {
         let theirs: Option<u32> = tx
             .query_row(
                 "SELECT theirs FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3
-                   AND failed = 1 AND conflict = 1 AND theirs IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                   AND failed = 1 AND account IS NULL AND conflict = 1 AND theirs IS NOT NULL ORDER BY seq DESC LIMIT 1",
                 key,
                 |r| r.get(0),
             )
@@ -267,7 +267,7 @@ impl Store {
         }
         let n = tx
             .execute(
-                "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1",
+                "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1 AND account IS NULL",
                 key,
             )
             .map_err(err)?;

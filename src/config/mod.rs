@@ -210,7 +210,7 @@ fn check_loopback_redirect(url: &Url) -> Result<(), String> {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     };
-    if url.scheme() != "http" || !loopback || url.port().is_none() {
+    if url.scheme() != "http" || !loopback || matches!(url.port(), None | Some(0)) {
         return Err(format!(
             "[mal] redirect_uri = \"{url}\" must be a loopback address with a port, like {DEFAULT_REDIRECT_URI} (and the same URL must be registered for your MAL API client)"
         ));
@@ -275,6 +275,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("must be a loopback address"), "{msg}");
+        let msg = parse("[mal]\nclient_id = \"a\"\nredirect_uri = \"http://127.0.0.1:0/cb\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("with a port"), "{msg}");
     }
 
     #[test]

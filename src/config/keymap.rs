@@ -67,8 +67,8 @@ impl Action {
             Action::Increment => "one more episode",
             Action::Decrement => "one less episode",
             Action::Refresh => "sync the list now",
-            Action::Retry => "send a refused change again",
-            Action::Discard => "drop a refused change",
+            Action::Retry => "retry a refused change / keep yours",
+            Action::Discard => "drop a refused change / keep theirs",
             Action::Help => "show or hide this help",
             Action::Quit => "quit",
         }

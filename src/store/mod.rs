@@ -27,6 +27,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Another connection holds a lock this one could not wait out.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            StoreError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+
     /// The file is not a database, or its content is damaged.
     pub fn is_damage(&self) -> bool {
         match self {
@@ -99,6 +110,13 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database file: WAL, a busy timeout for a second process, mode 0600.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Several malts starting at once on a new database race to switch it to WAL and create the
+        // schema; SQLite answers some of those races with "busy" at once, without waiting. Try
+        // again for a few seconds before calling it an error.
+        retry_busy(|| Store::open_once(path))
+    }
+
+    fn open_once(path: &Path) -> Result<Store, StoreError> {
         let label = path.display().to_string();
         let existed = path.exists();
         let conn = Connection::open_with_flags(
@@ -118,7 +136,8 @@ impl Store {
     /// Opens the database; a damaged one is kept aside (`malt.db.damaged-…`), a new one made, and
     /// the queued changes and facts that can still be read from the damaged one carried over.
     pub fn open_or_recover(path: &Path) -> Result<(Store, Option<Recovery>), StoreError> {
-        let damage = match Store::open(path).and_then(|s| s.check().map(|()| s)) {
+        let damage = match retry_busy(|| Store::open_once(path).and_then(|s| s.check().map(|()| s)))
+        {
             Ok(store) => return Ok((store, None)),
             Err(e) if e.is_damage() => e,
             Err(e) => return Err(e),
@@ -350,6 +369,21 @@ impl Store {
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
+    }
+}
+
+/// Runs `attempt` again while another connection holds a lock it could not wait out, for up to
+/// five seconds.
+fn retry_busy<T>(mut attempt: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let mut tries = 0;
+    loop {
+        match attempt() {
+            Err(e) if e.is_busy() && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -276,11 +276,4 @@ impl Session {
             Err(e) => Err(AuthError::Server(e.to_string())),
         }
     }
-
-    /// Expiry of the held (or stored) access token, in Unix seconds.
-    pub async fn expires_at(&self) -> Option<i64> {
-        let mut state = self.state.lock().await;
-        self.reload(&mut state).ok()?;
-        state.tokens.as_ref().map(|t| t.expires_at)
-    }
 }

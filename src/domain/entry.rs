@@ -105,6 +105,27 @@ pub struct ListEntry {
 }
 
 impl ListEntry {
+    /// A watching anime entry, for tests.
+    #[cfg(test)]
+    pub fn watching(
+        id: u64,
+        title: &str,
+        progress: u32,
+        total: Option<u32>,
+        score: u8,
+    ) -> ListEntry {
+        ListEntry {
+            id,
+            kind: MediaKind::Anime,
+            title: title.into(),
+            status: Status::Watching,
+            progress,
+            total,
+            score,
+            updated_at: None,
+        }
+    }
+
     /// The progress after one more episode, or `None` when the known total is reached.
     pub fn incremented(&self, progress: u32) -> Option<u32> {
         match self.total {

@@ -125,16 +125,7 @@ mod tests {
     use super::*;
 
     fn entry(id: u64, title: &str, progress: u32) -> ListEntry {
-        ListEntry {
-            id,
-            kind: MediaKind::Anime,
-            title: title.into(),
-            status: Status::Watching,
-            progress,
-            total: Some(12),
-            score: 7,
-            updated_at: None,
-        }
+        ListEntry::watching(id, title, progress, Some(12), 7)
     }
 
     #[test]

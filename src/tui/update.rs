@@ -431,16 +431,7 @@ mod tests {
     use crate::domain::{MediaKind, Service, Status};
 
     fn entry(id: u64, title: &str, progress: u32, total: Option<u32>) -> ListEntry {
-        ListEntry {
-            id,
-            kind: MediaKind::Anime,
-            title: title.into(),
-            status: Status::Watching,
-            progress,
-            total,
-            score: 0,
-            updated_at: None,
-        }
+        ListEntry::watching(id, title, progress, total, 0)
     }
 
     fn model(entries: Vec<ListEntry>) -> Model {

@@ -307,20 +307,11 @@ mod tests {
 
     use super::*;
     use crate::config::KeyMap;
-    use crate::domain::{ListEntry, MediaKind, Service, Status};
+    use crate::domain::{ListEntry, Service};
     use crate::tui::model::Fetching;
 
     fn entry(id: u64, title: &str, progress: u32, total: Option<u32>, score: u8) -> ListEntry {
-        ListEntry {
-            id,
-            kind: MediaKind::Anime,
-            title: title.into(),
-            status: Status::Watching,
-            progress,
-            total,
-            score,
-            updated_at: None,
-        }
+        ListEntry::watching(id, title, progress, total, score)
     }
 
     fn sample() -> Model {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::cli::{Cli, LoginService};
 use crate::config::{self, Config, KeyMap};
-use crate::domain::{Service, Status};
+use crate::domain::{MediaKind, Service};
 use crate::providers::{self, Provider, demo::Demo, mal::Mal};
 use crate::store::{Db, Store};
 use crate::tui;
@@ -71,27 +71,31 @@ async fn run_list(config: Config, files: Files) -> Result<(), String> {
         return Err("not logged in to MyAnimeList yet: run `malt --login` first (or `malt --demo` to look around)".into());
     }
     let (store, recovery) = Store::open_or_recover(&files.database()).map_err(|e| e.to_string())?;
+    let http = providers::Http::default();
     let provider: Arc<dyn Provider> = Arc::new(Mal::new(
         mal,
-        providers::Http::default(),
+        http.clone(),
         crate::auth::TokenFile::new(token_path),
     ));
+    let covers = config.images.then(|| covers_for(http.clone())).flatten();
     let app = tui::App {
         provider,
         db: Db::spawn(store),
         keys: config.keys,
+        theme: config.theme.effective(crate::config::from_env_no_color()),
+        covers,
         warning: recovery.map(|r| r.to_string()),
     };
     tui::run(app).await.map_err(|e| e.to_string())
 }
 
 async fn run_demo(cli: &Cli) -> Result<(), String> {
-    // The demo needs no config; a present one still supplies key bindings.
-    let keys = match load_config(cli) {
-        Ok(config) => config.keys,
+    // The demo needs no config; a present one still supplies key bindings and colours.
+    let (keys, theme) = match load_config(cli) {
+        Ok(config) => (config.keys, config.theme),
         Err(e) if cli.config.is_none() && !default_config_exists() => {
             tracing::debug!("demo without config: {e}");
-            KeyMap::default()
+            (KeyMap::default(), crate::config::Theme::default())
         }
         Err(e) => return Err(e),
     };
@@ -99,17 +103,30 @@ async fn run_demo(cli: &Cli) -> Result<(), String> {
     let demo = Demo::default();
     // Seed the cache as if the list had been synced before, so the first frame shows it.
     let seed = demo.entries();
+    for kind in MediaKind::ALL {
+        store
+            .replace_entries(Service::Demo, kind, &seed, i64::MAX, false)
+            .map_err(|e| e.to_string())?;
+    }
     store
-        .replace_entries(Service::Demo, Status::Watching, &seed, i64::MAX, false)
-        .and_then(|()| store.set_meta(Service::Demo, "account", "demo"))
+        .set_meta(Service::Demo, "account", "demo")
         .map_err(|e| e.to_string())?;
     let app = tui::App {
         provider: Arc::new(demo),
         db: Db::spawn(store),
         keys,
+        theme: theme.effective(crate::config::from_env_no_color()),
+        // The demo has no cover art to show.
+        covers: None,
         warning: None,
     };
     tui::run(app).await.map_err(|e| e.to_string())
+}
+
+/// The cover art cache, `$XDG_CACHE_HOME/malt/covers`.
+fn covers_for(http: providers::Http) -> Option<crate::covers::Covers> {
+    let dir = dirs::cache_dir()?.join("malt").join("covers");
+    Some(crate::covers::Covers::new(dir, http))
 }
 
 fn default_config_exists() -> bool {

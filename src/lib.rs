@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod covers;
 pub mod domain;
 pub mod login;
 pub mod paths;

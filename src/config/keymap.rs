@@ -11,8 +11,20 @@ pub enum Action {
     Bottom,
     PageDown,
     PageUp,
+    NextTab,
+    PrevTab,
+    SwitchKind,
     Increment,
     Decrement,
+    SetCount,
+    Score,
+    SetStatus,
+    Repeat,
+    Delete,
+    Details,
+    Add,
+    Filter,
+    Sort,
     Refresh,
     Retry,
     Discard,
@@ -21,15 +33,27 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 25] = [
         Action::Down,
         Action::Up,
         Action::Top,
         Action::Bottom,
         Action::PageDown,
         Action::PageUp,
+        Action::NextTab,
+        Action::PrevTab,
+        Action::SwitchKind,
         Action::Increment,
         Action::Decrement,
+        Action::SetCount,
+        Action::Score,
+        Action::SetStatus,
+        Action::Repeat,
+        Action::Delete,
+        Action::Details,
+        Action::Add,
+        Action::Filter,
+        Action::Sort,
         Action::Refresh,
         Action::Retry,
         Action::Discard,
@@ -46,8 +70,20 @@ impl Action {
             Action::Bottom => "bottom",
             Action::PageDown => "page_down",
             Action::PageUp => "page_up",
+            Action::NextTab => "next_tab",
+            Action::PrevTab => "prev_tab",
+            Action::SwitchKind => "switch_kind",
             Action::Increment => "increment",
             Action::Decrement => "decrement",
+            Action::SetCount => "set_count",
+            Action::Score => "score",
+            Action::SetStatus => "set_status",
+            Action::Repeat => "repeat",
+            Action::Delete => "delete",
+            Action::Details => "details",
+            Action::Add => "add",
+            Action::Filter => "filter",
+            Action::Sort => "sort",
             Action::Refresh => "refresh",
             Action::Retry => "retry",
             Action::Discard => "discard",
@@ -64,8 +100,20 @@ impl Action {
             Action::Bottom => "go to the bottom",
             Action::PageDown => "one page down",
             Action::PageUp => "one page up",
-            Action::Increment => "one more episode",
-            Action::Decrement => "one less episode",
+            Action::NextTab => "next status tab",
+            Action::PrevTab => "previous status tab",
+            Action::SwitchKind => "switch between anime and manga",
+            Action::Increment => "one more episode / chapter",
+            Action::Decrement => "one less episode / chapter",
+            Action::SetCount => "type the episode / chapter count",
+            Action::Score => "set the score",
+            Action::SetStatus => "change the status",
+            Action::Repeat => "re-watching / re-reading on or off",
+            Action::Delete => "remove from the list",
+            Action::Details => "details of the entry",
+            Action::Add => "search and add a title",
+            Action::Filter => "filter the list by title",
+            Action::Sort => "sort by the next column",
             Action::Refresh => "sync the list now",
             Action::Retry => "retry a refused change / keep yours",
             Action::Discard => "drop a refused change / keep theirs",
@@ -82,8 +130,20 @@ impl Action {
             Action::Bottom => &["G", "end"],
             Action::PageDown => &["pagedown", "ctrl-d"],
             Action::PageUp => &["pageup", "ctrl-u"],
+            Action::NextTab => &["tab", "right", "l"],
+            Action::PrevTab => &["shift-tab", "left", "h"],
+            Action::SwitchKind => &["m"],
             Action::Increment => &["+"],
             Action::Decrement => &["-"],
+            Action::SetCount => &["e"],
+            Action::Score => &["s"],
+            Action::SetStatus => &["S"],
+            Action::Repeat => &["w"],
+            Action::Delete => &["d"],
+            Action::Details => &["enter"],
+            Action::Add => &["a"],
+            Action::Filter => &["/"],
+            Action::Sort => &["o"],
             Action::Refresh => &["r"],
             Action::Retry => &["R"],
             Action::Discard => &["x"],
@@ -244,6 +304,18 @@ impl KeyMap {
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some(slot) = map.bindings.iter_mut().find(|(a, _)| *a == action) {
                 slot.1 = keys;
+            }
+        }
+        // A key bound in the table belongs to its action alone: it leaves the defaults of others.
+        let chosen: Vec<(Action, Vec<Key>)> = map
+            .bindings
+            .iter()
+            .filter(|(a, _)| table.contains_key(a.name()))
+            .cloned()
+            .collect();
+        for (action, keys) in &mut map.bindings {
+            if !table.contains_key(action.name()) {
+                keys.retain(|k| !chosen.iter().any(|(_, taken)| taken.contains(k)));
             }
         }
         Ok(map)

@@ -1,6 +1,7 @@
 //! `config.toml`: where it lives, what it holds, and a clear sentence for every mistake in it.
 
 mod keymap;
+mod theme;
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 pub use keymap::{Action, KeyMap};
+pub use theme::{Theme, from_env_no_color, parse_style};
 
 pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:53682/callback";
 pub const MAL_API_URL: &str = "https://api.myanimelist.net/v2";
@@ -46,6 +48,10 @@ pub struct Config {
     pub path: PathBuf,
     pub mal: Option<MalConfig>,
     pub keys: KeyMap,
+    /// The `[theme]` as written; draw with [`Theme::effective`] to honour `NO_COLOR`.
+    pub theme: Theme,
+    /// Cover art in the details pane (`images = false` turns it off).
+    pub images: bool,
 }
 
 /// The `[mal]` table, validated.
@@ -76,6 +82,7 @@ impl std::fmt::Debug for MalConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    images: Option<bool>,
     mal: Option<RawMal>,
     // Tables of services that later versions serve; accepted so one file can hold them all.
     #[allow(dead_code)]
@@ -83,6 +90,7 @@ struct RawConfig {
     #[allow(dead_code)]
     mangadex: Option<toml::Table>,
     keys: Option<toml::Table>,
+    theme: Option<theme::RawTheme>,
 }
 
 #[derive(Deserialize)]
@@ -147,10 +155,24 @@ impl Config {
             Some(table) => KeyMap::from_table(&table).map_err(value_error)?,
             None => KeyMap::default(),
         };
+        let theme = match raw.theme {
+            Some(table) => Theme::from_raw(table).map_err(|(offset, message)| {
+                let (line, column) = line_column(text, offset);
+                ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message,
+                }
+            })?,
+            None => Theme::default(),
+        };
         Ok(Config {
             path: path.to_path_buf(),
             mal,
             keys,
+            theme,
+            images: raw.images.unwrap_or(true),
         })
     }
 
@@ -288,6 +310,67 @@ mod tests {
     }
 
     #[test]
+    fn theme_is_optional_and_applied_over_defaults() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.theme, Theme::default());
+        let cfg = parse("[theme]\nselected = \"black on cyan\"\nerror = \"#ff0000\"\n").unwrap();
+        let mut expected = Theme::default();
+        expected.set("selected", "black on cyan").unwrap();
+        expected.set("error", "#ff0000").unwrap();
+        assert_eq!(cfg.theme, expected);
+        assert_eq!(cfg.theme.pending, Theme::default().pending);
+    }
+
+    #[test]
+    fn theme_mistakes_name_line_column_slot_and_word() {
+        let msg = parse("[theme]\ntitle = \"bold\"\n  titel = \"red\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(
+                "/cfg/config.toml: line 3, column 3: [theme] titel: no such slot (known: title, tab,"
+            ),
+            "{msg}"
+        );
+        let msg = parse("[theme]\npending = \"bold purple\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(
+                "/cfg/config.toml: line 2, column 11: [theme] pending = \"bold purple\": \"purple\" is neither a colour nor a modifier"
+            ),
+            "{msg}"
+        );
+        let msg = parse("[theme]\nscore = 208\n").unwrap_err().to_string();
+        assert!(
+            msg.starts_with(
+                "/cfg/config.toml: line 2, column 9: [theme] score: expected a style in quotes"
+            ),
+            "{msg}"
+        );
+        let msg = parse("[theme]\nerror = \"red\"\nerror = \"blue\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("/cfg/config.toml: line 3, column"), "{msg}");
+        let msg = parse("theme = \"dark\"\n").unwrap_err().to_string();
+        assert!(msg.starts_with("/cfg/config.toml: line 1, column"), "{msg}");
+        let msg = parse("[theme]\nb = \"x\"\na = \"y\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("line 2, column 1: [theme] b:"),
+            "first in the file: {msg}"
+        );
+        for bad in [
+            "[theme]\ntitle = \"bold\\npurple\"\n",
+            "[theme]\n\"ti\\ntle\" = \"red\"\n",
+        ] {
+            let msg = parse(bad).unwrap_err().to_string();
+            assert!(!msg.contains('\n'), "{msg:?}");
+        }
+    }
+
+    #[test]
     fn secret_is_not_in_debug_output() {
         let cfg = parse("[mal]\nclient_id = \"a\"\nclient_secret = \"hunter2\"\n").unwrap();
         assert!(!format!("{cfg:?}").contains("hunter2"));
@@ -315,6 +398,7 @@ mod example {
         let text = include_str!("../../config.example.toml");
         let cfg = Config::parse(Path::new("config.example.toml"), text).unwrap();
         assert_eq!(cfg.keys, KeyMap::default());
+        assert_eq!(cfg.theme, Theme::default());
         let uncommented: String = text
             .lines()
             .map(|l| {
@@ -330,6 +414,35 @@ mod example {
             KeyMap::default(),
             "the commented keys must be the defaults"
         );
+        assert_eq!(
+            cfg.theme,
+            Theme::default(),
+            "the commented theme must be the defaults"
+        );
+        let listed: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "[theme]")
+            .filter_map(|l| l.strip_prefix("# ")?.split_once(" = "))
+            .map(|(name, _)| name.trim())
+            .collect();
+        assert_eq!(
+            listed,
+            Theme::slot_names().collect::<Vec<_>>(),
+            "every theme slot, in order"
+        );
         assert!(cfg.mal.unwrap().client_secret.is_some());
+        assert!(cfg.images, "images = true is the default shown");
+        let keys: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "[keys]")
+            .take_while(|l| !l.starts_with("[theme]"))
+            .filter_map(|l| l.strip_prefix("# ")?.split_once(" = "))
+            .map(|(name, _)| name.trim())
+            .collect();
+        assert_eq!(
+            keys,
+            Action::ALL.iter().map(|a| a.name()).collect::<Vec<_>>(),
+            "every action, in order"
+        );
     }
 }

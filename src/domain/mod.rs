@@ -1,7 +1,8 @@
 //! Service-neutral types: what a list entry is and what a change to it is.
 
+pub mod airing;
 mod entry;
 mod op;
 
-pub use entry::{ListEntry, MediaKind, Service, Status};
-pub use op::{Ack, Change, Op};
+pub use entry::{ListEntry, ListState, Media, MediaKind, Service, Status};
+pub use op::{Ack, Change, Field, Op, Patch};

@@ -1,10 +1,189 @@
-use super::{MediaKind, Service};
+use serde::{Deserialize, Serialize};
+
+use super::{ListEntry, ListState, MediaKind, Service, Status};
+
+/// Fields of a list entry to set in one request. Only what is `Some` is sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Episodes watched / chapters read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u32>,
+    /// Volumes read (manga).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeating: Option<bool>,
+    /// `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_date: Option<String>,
+}
+
+impl Patch {
+    pub fn progress(n: u32) -> Patch {
+        Patch {
+            progress: Some(n),
+            ..Patch::default()
+        }
+    }
+
+    /// Lays the patch over an entry (what the screen shows while the change is on its way).
+    pub fn apply_to(&self, entry: &mut ListEntry) {
+        if let Some(s) = self.status {
+            entry.status = s;
+        }
+        if let Some(n) = self.progress {
+            entry.progress = n;
+        }
+        if let Some(n) = self.volumes {
+            entry.volumes = n;
+        }
+        if let Some(n) = self.score {
+            entry.score = n;
+        }
+        if let Some(r) = self.repeating {
+            entry.repeating = r;
+        }
+        if let Some(d) = &self.start_date {
+            entry.start_date = Some(d.clone());
+        }
+        if let Some(d) = &self.finish_date {
+            entry.finish_date = Some(d.clone());
+        }
+    }
+}
 
 /// A change the user asked for, to be delivered to the service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
-    /// Set the number of episodes watched.
-    Progress(u32),
+    /// Set these fields (adds the entry when it is not on the list).
+    Set(Patch),
+    /// Take the entry off the list.
+    Remove,
+}
+
+/// The field a change is about, against which it is checked for edits made elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// Whether the entry is on the list at all (a removal).
+    Listed,
+    Status,
+    Progress,
+    Volumes,
+    Score,
+    Repeating,
+}
+
+impl Change {
+    /// Shorthand for a progress change.
+    pub fn progress(n: u32) -> Change {
+        Change::Set(Patch::progress(n))
+    }
+
+    /// The field the change is about (the first of those it sets, in this order: progress,
+    /// volumes, status, score, rewatching).
+    pub fn field(&self) -> Field {
+        match self {
+            Change::Remove => Field::Listed,
+            Change::Set(p) if p.progress.is_some() => Field::Progress,
+            Change::Set(p) if p.volumes.is_some() => Field::Volumes,
+            Change::Set(p) if p.status.is_some() => Field::Status,
+            Change::Set(p) if p.score.is_some() => Field::Score,
+            Change::Set(_) => Field::Repeating,
+        }
+    }
+
+    /// The value the change sets in its field, as [`Field::value`] counts it.
+    pub fn value(&self) -> u32 {
+        match self {
+            Change::Remove => 0,
+            Change::Set(p) => match self.field() {
+                Field::Listed => 1,
+                Field::Status => p.status.map_or(0, status_value),
+                Field::Progress => p.progress.unwrap_or(0),
+                Field::Volumes => p.volumes.unwrap_or(0),
+                Field::Score => u32::from(p.score.unwrap_or(0)),
+                Field::Repeating => u32::from(p.repeating.unwrap_or(false)),
+            },
+        }
+    }
+
+    /// Lays the change over an entry (a removal leaves it as it is: the row hides it).
+    pub fn apply_to(&self, entry: &mut ListEntry) {
+        if let Change::Set(p) = self {
+            p.apply_to(entry);
+        }
+    }
+
+    /// The change in a few words, for messages ("episode 8", "score 7", "removal").
+    pub fn describe(&self, kind: MediaKind) -> String {
+        let value = self.value();
+        match self {
+            Change::Remove => "removal from the list".into(),
+            Change::Set(p) => match self.field() {
+                Field::Progress => format!("{} {value}", kind.unit()),
+                Field::Volumes => format!("volume {value}"),
+                Field::Status => p
+                    .status
+                    .map_or_else(String::new, |s| s.label(kind).to_lowercase()),
+                Field::Score => format!("score {value}"),
+                Field::Repeating if value == 1 => "re-watching on".into(),
+                Field::Repeating | Field::Listed => "re-watching off".into(),
+            },
+        }
+    }
+}
+
+/// A status as a number for [`Field::Status`] (0: not on the list).
+fn status_value(s: Status) -> u32 {
+    s.index() as u32 + 1
+}
+
+impl Field {
+    /// The field's value in what the service holds (`None`: not on the list), so a change's base
+    /// can be compared with it. A status of 0 means "not on the list".
+    pub fn value(self, state: Option<&ListState>) -> Option<u32> {
+        match (self, state) {
+            (Field::Listed, s) => Some(u32::from(s.is_some())),
+            (Field::Status, None) => Some(0),
+            (_, None) => None,
+            (Field::Status, Some(s)) => Some(s.status.map_or(0, status_value)),
+            (Field::Progress, Some(s)) => Some(s.progress),
+            (Field::Volumes, Some(s)) => Some(s.volumes),
+            (Field::Score, Some(s)) => Some(u32::from(s.score)),
+            (Field::Repeating, Some(s)) => Some(u32::from(s.repeating)),
+        }
+    }
+
+    /// The field's value in an entry as shown.
+    pub fn of(self, entry: &ListEntry) -> u32 {
+        let state = entry.state();
+        self.value(Some(&state)).unwrap_or(0)
+    }
+
+    /// A value of this field in words, for conflict messages.
+    pub fn describe(self, kind: MediaKind, value: u32) -> String {
+        match self {
+            Field::Listed if value == 0 => "not on the list".into(),
+            Field::Listed => "on the list".into(),
+            Field::Status => Status::ALL
+                .get((value as usize).wrapping_sub(1))
+                .map_or_else(
+                    || "not on the list".into(),
+                    |s| s.label(kind).to_lowercase(),
+                ),
+            Field::Progress => format!("{} {value}", kind.unit()),
+            Field::Volumes => format!("volume {value}"),
+            Field::Score => format!("score {value}"),
+            Field::Repeating if value == 1 => "re-watching".into(),
+            Field::Repeating => "not re-watching".into(),
+        }
+    }
 }
 
 /// A queued change, as stored in the outbox.
@@ -16,7 +195,8 @@ pub struct Op {
     pub kind: MediaKind,
     pub media_id: u64,
     pub change: Change,
-    /// The value the change was based on (what the screen showed before it).
+    /// The value of the change's field the change was based on (what the screen showed before
+    /// it), as [`Field::value`] counts it.
     pub base: u32,
     /// How many times delivery was tried and failed.
     pub attempts: u32,
@@ -24,11 +204,60 @@ pub struct Op {
     /// looking first. Changes made offline, or left from an earlier run, are checked before sending,
     /// so an edit made elsewhere meanwhile is never silently overwritten.
     pub verified: bool,
+    /// For an entry added from search: the entry as it was shown, so the list can show it (and the
+    /// cache can keep it) before the next fetch.
+    pub entry: Option<Box<ListEntry>>,
 }
 
 /// What the service answered to a change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {
-    /// The progress the service now holds.
-    pub progress: u32,
+    /// What the list now holds for the entry; `None` when it is no longer on the list.
+    pub state: Option<ListState>,
+}
+
+impl Ack {
+    /// The service holds `progress` (and defaults for the rest), for tests.
+    #[cfg(test)]
+    pub fn progress(progress: u32) -> Ack {
+        Ack {
+            state: Some(ListState {
+                status: Some(Status::Current),
+                progress,
+                ..ListState::default()
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_checked_against_its_own_field() {
+        let listed = ListState {
+            status: Some(Status::Current),
+            progress: 7,
+            score: 8,
+            ..ListState::default()
+        };
+        let progress = Change::progress(8);
+        assert_eq!(progress.field(), Field::Progress);
+        assert_eq!(Field::Progress.value(Some(&listed)), Some(7));
+        assert_eq!(Field::Progress.value(None), None);
+        let add = Change::Set(Patch {
+            status: Some(Status::Planning),
+            ..Patch::default()
+        });
+        assert_eq!(add.field(), Field::Status);
+        assert_eq!(Field::Status.value(None), Some(0), "not listed is status 0");
+        assert_eq!(add.value(), 5);
+        assert_eq!(Change::Remove.field(), Field::Listed);
+        assert_eq!(Field::Listed.value(Some(&listed)), Some(1));
+        assert_eq!(Field::Listed.value(None), Some(0));
+        assert_eq!(Field::Score.describe(MediaKind::Anime, 8), "score 8");
+        assert_eq!(Field::Status.describe(MediaKind::Manga, 1), "reading");
+        assert_eq!(Change::progress(3).describe(MediaKind::Manga), "chapter 3");
+    }
 }

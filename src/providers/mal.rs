@@ -7,10 +7,13 @@ use async_trait::async_trait;
 use reqwest::{Response, StatusCode, Url};
 use serde::Deserialize;
 
-use super::{Fetched, Http, Provider, ProviderError, describe_transport, looks_like_html};
+use super::{
+    Details, Fetched, Found, Http, Provider, ProviderError, describe_transport, looks_like_html,
+};
 use crate::auth::{OAuthClient, OAuthError, Session, TokenFile, TokenSet};
 use crate::config::MalConfig;
-use crate::domain::{Ack, Change, ListEntry, MediaKind, Service, Status};
+use crate::domain::airing::{AiringState, Schedule};
+use crate::domain::{Ack, Change, ListEntry, ListState, Media, MediaKind, Patch, Service, Status};
 
 /// MAL's largest page for list endpoints.
 const PAGE_LIMIT: u32 = 1000;
@@ -21,6 +24,8 @@ const MAX_PAGES: usize = 500;
 pub struct Mal {
     http: Http,
     api: String,
+    /// For public data when the session has expired (`X-MAL-CLIENT-ID`).
+    client_id: String,
     session: Arc<Session>,
 }
 
@@ -109,6 +114,7 @@ impl Mal {
         Mal {
             http,
             api: cfg.api_url.as_str().trim_end_matches('/').to_string(),
+            client_id: cfg.client_id.clone(),
             session,
         }
     }
@@ -188,11 +194,11 @@ async fn check(response: Response) -> Result<Response, ProviderError> {
     })
 }
 
-/// A 404 on an anime's own address means the anime is gone from MyAnimeList.
+/// A 404 on a work's own address means the work is gone from MyAnimeList.
 fn gone(e: ProviderError) -> ProviderError {
     match e {
         ProviderError::Rejected(m) if m.contains("404") => {
-            ProviderError::Rejected("MyAnimeList no longer has this anime (404)".into())
+            ProviderError::Rejected("MyAnimeList no longer has this title (404)".into())
         }
         other => other,
     }
@@ -256,7 +262,19 @@ struct Paging {
 #[derive(Deserialize)]
 struct Item {
     node: Node,
-    list_status: Option<AnimeListStatus>,
+    list_status: Option<MalListStatus>,
+}
+
+#[derive(Deserialize, Default)]
+struct Picture {
+    medium: Option<String>,
+    large: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Broadcast {
+    day_of_the_week: Option<String>,
+    start_time: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -265,15 +283,143 @@ struct Node {
     #[serde(default)]
     title: String,
     num_episodes: Option<u32>,
-    my_list_status: Option<AnimeListStatus>,
+    num_chapters: Option<u32>,
+    num_volumes: Option<u32>,
+    media_type: Option<String>,
+    /// Airing (publishing) status of the work.
+    status: Option<String>,
+    start_date: Option<String>,
+    broadcast: Option<Broadcast>,
+    main_picture: Option<Picture>,
+    my_list_status: Option<MalListStatus>,
 }
 
+/// A `list_status` / `my_list_status` object, anime or manga.
 #[derive(Deserialize)]
-struct AnimeListStatus {
+struct MalListStatus {
     status: Option<String>,
     score: Option<u8>,
     num_episodes_watched: Option<u32>,
+    num_chapters_read: Option<u32>,
+    num_volumes_read: Option<u32>,
+    is_rewatching: Option<bool>,
+    is_rereading: Option<bool>,
+    start_date: Option<String>,
+    finish_date: Option<String>,
     updated_at: Option<String>,
+}
+
+impl MalListStatus {
+    /// Episodes watched or chapters read.
+    fn progress(&self, kind: MediaKind) -> Option<u32> {
+        match kind {
+            MediaKind::Anime => self.num_episodes_watched,
+            MediaKind::Manga => self.num_chapters_read,
+        }
+    }
+
+    fn state(&self, kind: MediaKind, progress: u32) -> ListState {
+        ListState {
+            status: self.status.as_deref().and_then(status_from_mal),
+            progress,
+            volumes: self.num_volumes_read.unwrap_or(0),
+            score: self.score.unwrap_or(0).min(10),
+            repeating: match kind {
+                MediaKind::Anime => self.is_rewatching,
+                MediaKind::Manga => self.is_rereading,
+            }
+            .unwrap_or(false),
+            start_date: self.start_date.clone().filter(|d| !d.is_empty()),
+            finish_date: self.finish_date.clone().filter(|d| !d.is_empty()),
+            updated_at: self.updated_at.clone(),
+        }
+    }
+}
+
+/// MAL's word for a status (anime and manga spell two of them differently).
+fn mal_status(kind: MediaKind, status: Status) -> &'static str {
+    match (status, kind) {
+        (Status::Current, MediaKind::Anime) => "watching",
+        (Status::Current, MediaKind::Manga) => "reading",
+        (Status::Completed, _) => "completed",
+        (Status::OnHold, _) => "on_hold",
+        (Status::Dropped, _) => "dropped",
+        (Status::Planning, MediaKind::Anime) => "plan_to_watch",
+        (Status::Planning, MediaKind::Manga) => "plan_to_read",
+    }
+}
+
+fn status_from_mal(s: &str) -> Option<Status> {
+    Some(match s {
+        "watching" | "reading" => Status::Current,
+        "completed" => Status::Completed,
+        "on_hold" => Status::OnHold,
+        "dropped" => Status::Dropped,
+        "plan_to_watch" | "plan_to_read" => Status::Planning,
+        _ => return None,
+    })
+}
+
+/// `anime` or `manga` in MAL's paths.
+fn path(kind: MediaKind) -> &'static str {
+    kind.key()
+}
+
+/// The `fields` asked for with a list.
+fn list_fields(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Anime => {
+            "num_episodes,media_type,status,start_date,broadcast,my_list_status,list_status{start_date,finish_date}"
+        }
+        MediaKind::Manga => {
+            "num_chapters,num_volumes,media_type,status,my_list_status,list_status{start_date,finish_date}"
+        }
+    }
+}
+
+impl Node {
+    /// The facts about the work this node carries.
+    fn media(&self, kind: MediaKind) -> Media {
+        let schedule = match (kind, self.status.as_deref().and_then(AiringState::from_mal)) {
+            (MediaKind::Anime, Some(state)) => Some(Schedule {
+                state,
+                start_date: self.start_date.clone(),
+                broadcast_day: self
+                    .broadcast
+                    .as_ref()
+                    .and_then(|b| b.day_of_the_week.clone()),
+                broadcast_time: self.broadcast.as_ref().and_then(|b| b.start_time.clone()),
+                episodes: self.num_episodes.filter(|n| *n > 0),
+                next_exact: None,
+            }),
+            _ => None,
+        };
+        Media {
+            media_type: self.media_type.clone(),
+            picture: self
+                .main_picture
+                .as_ref()
+                .and_then(|p| p.large.clone().or_else(|| p.medium.clone())),
+            schedule,
+        }
+    }
+
+    fn total(&self, kind: MediaKind) -> Option<u32> {
+        // MAL says 0 when it does not know the number yet.
+        match kind {
+            MediaKind::Anime => self.num_episodes,
+            MediaKind::Manga => self.num_chapters,
+        }
+        .filter(|n| *n > 0)
+    }
+
+    fn title(&self) -> String {
+        if self.title.is_empty() {
+            format!("#{}", self.id)
+        } else {
+            self.title.clone()
+        }
+    }
 }
 
 /// One page of a list answer: the entries malt can read, and the link to the next page.
@@ -285,15 +431,15 @@ pub struct ListPage {
     pub skipped: usize,
 }
 
-/// Reads a `GET /users/@me/animelist` answer. Items that cannot be read are skipped (and logged);
-/// a body that is not a list page at all is an error.
-pub fn parse_list_page(body: &[u8], wanted: Status) -> Result<ListPage, ProviderError> {
+/// Reads a `GET /users/@me/animelist` (or `mangalist`) answer. Items that cannot be read are
+/// skipped (and logged); a body that is not a list page at all is an error.
+pub fn parse_list_page(body: &[u8], kind: MediaKind) -> Result<ListPage, ProviderError> {
     let page: Page = decode(body)?;
     let items = page.data.len();
     let entries: Vec<ListEntry> = page
         .data
         .into_iter()
-        .filter_map(|v| entry_from_item(v, wanted))
+        .filter_map(|v| entry_from_item(v, kind))
         .collect();
     if items > 0 && entries.is_empty() {
         // Emptying the cached list on a page of nonsense would lose it.
@@ -308,33 +454,48 @@ pub fn parse_list_page(body: &[u8], wanted: Status) -> Result<ListPage, Provider
     })
 }
 
-/// Reads a `PATCH …/my_list_status` answer: the episodes MAL now holds, when it says.
-pub fn parse_list_status(body: &[u8]) -> Result<Option<u32>, ProviderError> {
-    let status: AnimeListStatus = decode(body)?;
-    Ok(status.num_episodes_watched)
+/// Reads a `PATCH …/my_list_status` answer: what MAL now holds. A count MAL leaves out is taken
+/// from what was sent.
+pub fn parse_list_status(
+    body: &[u8],
+    kind: MediaKind,
+    sent: &Patch,
+) -> Result<ListState, ProviderError> {
+    let status: MalListStatus = decode(body)?;
+    let progress = status.progress(kind).or(sent.progress).ok_or_else(|| {
+        ProviderError::BadResponse(format!(
+            "MyAnimeList did not say how many {} are done",
+            kind.units()
+        ))
+    })?;
+    let mut state = status.state(kind, progress);
+    if status.num_volumes_read.is_none() {
+        state.volumes = sent.volumes.unwrap_or(0);
+    }
+    Ok(state)
 }
 
-/// Reads a `GET /anime/{id}?fields=my_list_status` answer: the episodes on the user's list, or
-/// `None` when the anime is not on it.
-pub fn parse_my_progress(body: &[u8]) -> Result<Option<u32>, ProviderError> {
+/// Reads a `GET /anime/{id}?fields=my_list_status` answer: what the user's list holds, or `None`
+/// when the work is not on it.
+pub fn parse_my_status(body: &[u8], kind: MediaKind) -> Result<Option<ListState>, ProviderError> {
     #[derive(Deserialize)]
     struct Details {
-        /// Required, whatever its type: an answer without it is not an anime's details (and must
+        /// Required, whatever its type: an answer without it is not a work's details (and must
         /// not read as "not on your list").
         #[serde(rename = "id")]
         _id: serde::de::IgnoredAny,
-        my_list_status: Option<AnimeListStatus>,
+        my_list_status: Option<MalListStatus>,
     }
     let details: Details = decode(body)?;
     match details.my_list_status {
         None => Ok(None),
-        Some(AnimeListStatus {
-            num_episodes_watched: Some(n),
-            ..
-        }) => Ok(Some(n)),
-        Some(_) => Err(ProviderError::BadResponse(
-            "MyAnimeList did not say how many episodes are watched".into(),
-        )),
+        Some(s) => match s.progress(kind) {
+            Some(n) => Ok(Some(s.state(kind, n))),
+            None => Err(ProviderError::BadResponse(format!(
+                "MyAnimeList did not say how many {} are done",
+                kind.units()
+            ))),
+        },
     }
 }
 
@@ -349,7 +510,7 @@ pub fn parse_user(body: &[u8]) -> Result<String, ProviderError> {
 }
 
 /// One list item as a [`ListEntry`]; `None` (and a log line) for an item malt cannot read.
-fn entry_from_item(raw: &serde_json::value::RawValue, wanted: Status) -> Option<ListEntry> {
+fn entry_from_item(raw: &serde_json::value::RawValue, kind: MediaKind) -> Option<ListEntry> {
     let item: Item = match serde_json::from_str(raw.get()) {
         Ok(item) => item,
         Err(e) => {
@@ -357,36 +518,174 @@ fn entry_from_item(raw: &serde_json::value::RawValue, wanted: Status) -> Option<
             return None;
         }
     };
-    let list = item.list_status.or(item.node.my_list_status);
-    // Without the episodes watched the entry cannot be shown truthfully, and a `+` on a made-up 0
-    // would overwrite the real count.
-    let Some(progress) = list.as_ref().and_then(|l| l.num_episodes_watched) else {
+    let Item {
+        mut node,
+        list_status,
+    } = item;
+    let list = list_status.or_else(|| node.my_list_status.take());
+    // Without the count done the entry cannot be shown truthfully, and a `+` on a made-up 0 would
+    // overwrite the real count. Without a status it would land in a tab it is not in.
+    let state = list
+        .as_ref()
+        .and_then(|l| l.progress(kind).map(|n| l.state(kind, n)));
+    let Some((state, status)) = state.and_then(|s| s.status.map(|st| (s, st))) else {
         tracing::warn!(
-            id = item.node.id,
-            "skipping a list item without its episodes watched"
+            id = node.id,
+            "skipping a list item without its status or count"
         );
         return None;
     };
-    let status = list
-        .as_ref()
-        .and_then(|l| l.status.as_deref())
-        .and_then(Status::from_key)
-        .unwrap_or(wanted);
-    Some(ListEntry {
-        id: item.node.id,
-        kind: MediaKind::Anime,
-        title: if item.node.title.is_empty() {
-            format!("#{}", item.node.id)
-        } else {
-            item.node.title
-        },
-        status,
-        progress,
-        // MAL says 0 when it does not know the number of episodes yet.
-        total: item.node.num_episodes.filter(|n| *n > 0),
-        score: list.as_ref().and_then(|l| l.score).unwrap_or(0).min(10),
-        updated_at: list.and_then(|l| l.updated_at),
+    let mut entry = ListEntry {
+        total: node.total(kind),
+        total_volumes: node.num_volumes.filter(|n| *n > 0),
+        media: node.media(kind),
+        ..ListEntry::new(node.id, kind, &node.title(), status)
+    };
+    entry.set_state(&state);
+    Some(entry)
+}
+
+/// Reads a search answer (`GET /anime?q=`).
+pub fn parse_search(body: &[u8], kind: MediaKind) -> Result<Vec<Found>, ProviderError> {
+    #[derive(Deserialize)]
+    struct SearchItem {
+        node: SearchNode,
+    }
+    #[derive(Deserialize)]
+    struct SearchNode {
+        #[serde(flatten)]
+        node: Node,
+        mean: Option<f64>,
+        start_season: Option<Season>,
+    }
+    #[derive(Deserialize)]
+    struct Season {
+        year: Option<i32>,
+    }
+    let page: Page = decode(body)?;
+    let mut found = Vec::new();
+    for raw in page.data {
+        let item: SearchItem = match serde_json::from_str(raw.get()) {
+            Ok(item) => item,
+            Err(e) => {
+                tracing::warn!("skipping a search result malt cannot read: {e}");
+                continue;
+            }
+        };
+        let SearchNode {
+            node,
+            mean,
+            start_season,
+        } = item.node;
+        let year = start_season.and_then(|s| s.year).or_else(|| {
+            node.start_date
+                .as_deref()
+                .and_then(|d| d.get(..4))
+                .and_then(|y| y.parse().ok())
+        });
+        found.push(Found {
+            entry: ListEntry {
+                total: node.total(kind),
+                total_volumes: node.num_volumes.filter(|n| *n > 0),
+                media: node.media(kind),
+                ..ListEntry::new(node.id, kind, &node.title(), Status::Planning)
+            },
+            year,
+            mean: mean
+                .filter(|m| m.is_finite() && *m > 0.0)
+                .map(|m| format!("{m:.2}")),
+        });
+    }
+    Ok(found)
+}
+
+/// Reads a details answer (`GET /anime/{id}` with the details fields).
+pub fn parse_details(body: &[u8], kind: MediaKind) -> Result<Details, ProviderError> {
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(flatten)]
+        node: Node,
+        synopsis: Option<String>,
+        alternative_titles: Option<AltTitles>,
+        end_date: Option<String>,
+        mean: Option<f64>,
+        #[serde(default)]
+        genres: Vec<Genre>,
+    }
+    #[derive(Deserialize)]
+    struct AltTitles {
+        en: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Genre {
+        name: String,
+    }
+    let raw: Raw = decode(body)?;
+    let media = raw.node.media(kind);
+    Ok(Details {
+        kind: Some(kind),
+        id: raw.node.id,
+        title: raw.node.title(),
+        alt_title: raw
+            .alternative_titles
+            .and_then(|a| a.en)
+            .filter(|t| !t.trim().is_empty() && *t != raw.node.title),
+        synopsis: raw.synopsis.filter(|s| !s.trim().is_empty()),
+        media_type: raw.node.media_type.clone(),
+        total: raw.node.total(kind),
+        total_volumes: raw.node.num_volumes.filter(|n| *n > 0),
+        state: raw.node.status.as_deref().map(|s| s.replace('_', " ")),
+        start_date: raw.node.start_date.clone(),
+        end_date: raw.end_date,
+        mean: raw
+            .mean
+            .filter(|m| m.is_finite() && *m > 0.0)
+            .map(|m| format!("{m:.2}")),
+        genres: raw.genres.into_iter().map(|g| g.name).collect(),
+        schedule: media.schedule,
+        picture: media.picture,
     })
+}
+
+/// The longest query MAL accepts (longer ones are answered "400 invalid q").
+const MAX_QUERY_CHARS: usize = 64;
+/// The shortest query MAL accepts.
+pub const MIN_QUERY_CHARS: usize = 3;
+
+/// A query as MAL accepts it: trimmed, at most 64 characters; `None` when too short to send.
+pub fn search_query(query: &str) -> Option<String> {
+    let q: String = query.trim().chars().take(MAX_QUERY_CHARS).collect();
+    let q = q.trim_end().to_string();
+    (q.chars().count() >= MIN_QUERY_CHARS).then_some(q)
+}
+
+impl Mal {
+    fn url(&self, path: &str) -> Result<Url, ProviderError> {
+        Url::parse(&format!("{}/{path}", self.api))
+            .map_err(|e| ProviderError::Local(format!("api_url: {e}")))
+    }
+
+    /// A GET of public data: with the user's token while the session is good, with the client id
+    /// alone (`X-MAL-CLIENT-ID`) when it is not.
+    async fn get_public(&self, url: Url) -> Result<Vec<u8>, ProviderError> {
+        let signed_in = self
+            .send(|http, token| http.get(url.clone()).bearer_auth(token))
+            .await;
+        let response = match signed_in {
+            Err(e) if e.needs_login() => {
+                let http = self.http.client().map_err(ProviderError::Local)?;
+                let response = http
+                    .get(url.clone())
+                    .header("X-MAL-CLIENT-ID", &self.client_id)
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::Offline(describe_transport(&e)))?;
+                check(response).await?
+            }
+            other => other?,
+        };
+        read_body(response).await
+    }
 }
 
 #[async_trait]
@@ -395,17 +694,19 @@ impl Provider for Mal {
         Service::Mal
     }
 
+    fn kinds(&self) -> &'static [MediaKind] {
+        &MediaKind::ALL
+    }
+
     async fn fetch_list(
         &self,
-        status: Status,
+        kind: MediaKind,
         arrived: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<Fetched, ProviderError> {
-        let mut url = Url::parse(&format!("{}/users/@me/animelist", self.api))
-            .map_err(|e| ProviderError::Local(format!("api_url: {e}")))?;
+        let mut url = self.url(&format!("users/@me/{}list", path(kind)))?;
         url.query_pairs_mut()
-            .append_pair("status", status.key())
-            .append_pair("fields", "num_episodes,my_list_status,list_status")
-            .append_pair("sort", "anime_title")
+            .append_pair("fields", list_fields(kind))
+            .append_pair("sort", &format!("{}_title", path(kind)))
             .append_pair("limit", &PAGE_LIMIT.to_string())
             .append_pair("nsfw", "true");
         let mut entries: Vec<ListEntry> = Vec::new();
@@ -415,7 +716,7 @@ impl Provider for Mal {
             let response = self
                 .send(|http, token| http.get(url.clone()).bearer_auth(token))
                 .await?;
-            let page = parse_list_page(&read_body(response).await?, status)?;
+            let page = parse_list_page(&read_body(response).await?, kind)?;
             unreadable += page.skipped;
             for entry in page.entries {
                 // Entries can shift between pages while the list changes; keep each once.
@@ -447,27 +748,69 @@ impl Provider for Mal {
         &self,
         kind: MediaKind,
         media_id: u64,
-        change: Change,
+        change: &Change,
     ) -> Result<Ack, ProviderError> {
-        let MediaKind::Anime = kind;
-        let Change::Progress(episodes) = change;
-        let url = format!("{}/anime/{media_id}/my_list_status", self.api);
-        // MAL's request field is `num_watched_episodes`; its answer calls it `num_episodes_watched`.
-        let form = [("num_watched_episodes", episodes.to_string())];
+        let url = format!("{}/{}/{media_id}/my_list_status", self.api, path(kind));
+        let patch = match change {
+            Change::Remove => {
+                let result = self
+                    .send(|http, token| http.delete(&url).bearer_auth(token))
+                    .await;
+                return match result {
+                    Ok(_) => Ok(Ack { state: None }),
+                    // Not on the list (any more): what the removal wanted.
+                    Err(ProviderError::Rejected(m)) if m.contains("404") => Ok(Ack { state: None }),
+                    Err(e) => Err(e),
+                };
+            }
+            Change::Set(patch) => patch,
+        };
+        let mut form: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = patch.status {
+            form.push(("status", mal_status(kind, s).to_string()));
+        }
+        if let Some(n) = patch.progress {
+            // MAL's anime request field is `num_watched_episodes`; its answer calls it
+            // `num_episodes_watched`.
+            let name = match kind {
+                MediaKind::Anime => "num_watched_episodes",
+                MediaKind::Manga => "num_chapters_read",
+            };
+            form.push((name, n.to_string()));
+        }
+        if let Some(n) = patch.volumes.filter(|_| kind == MediaKind::Manga) {
+            form.push(("num_volumes_read", n.to_string()));
+        }
+        if let Some(n) = patch.score {
+            form.push(("score", n.min(10).to_string()));
+        }
+        if let Some(r) = patch.repeating {
+            let name = match kind {
+                MediaKind::Anime => "is_rewatching",
+                MediaKind::Manga => "is_rereading",
+            };
+            form.push((name, r.to_string()));
+        }
+        if let Some(d) = &patch.start_date {
+            form.push(("start_date", d.clone()));
+        }
+        if let Some(d) = &patch.finish_date {
+            form.push(("finish_date", d.clone()));
+        }
         let response = self
             .send(|http, token| http.patch(&url).bearer_auth(token).form(&form))
             .await
             .map_err(gone)?;
-        let confirmed = parse_list_status(&read_body(response).await?)?;
-        Ok(Ack {
-            progress: confirmed.unwrap_or(episodes),
-        })
+        let state = parse_list_status(&read_body(response).await?, kind, patch)?;
+        Ok(Ack { state: Some(state) })
     }
 
-    async fn current(&self, kind: MediaKind, media_id: u64) -> Result<Option<u32>, ProviderError> {
-        let MediaKind::Anime = kind;
-        let mut url = Url::parse(&format!("{}/anime/{media_id}", self.api))
-            .map_err(|e| ProviderError::Local(format!("api_url: {e}")))?;
+    async fn current(
+        &self,
+        kind: MediaKind,
+        media_id: u64,
+    ) -> Result<Option<ListState>, ProviderError> {
+        let mut url = self.url(&format!("{}/{media_id}", path(kind)))?;
         url.query_pairs_mut()
             .append_pair("fields", "my_list_status")
             .append_pair("nsfw", "true");
@@ -475,7 +818,44 @@ impl Provider for Mal {
             .send(|http, token| http.get(url.clone()).bearer_auth(token))
             .await
             .map_err(gone)?;
-        parse_my_progress(&read_body(response).await?)
+        parse_my_status(&read_body(response).await?, kind)
+    }
+
+    async fn search(&self, kind: MediaKind, query: &str) -> Result<Vec<Found>, ProviderError> {
+        let Some(q) = search_query(query) else {
+            return Err(ProviderError::Rejected(format!(
+                "type at least {MIN_QUERY_CHARS} characters to search"
+            )));
+        };
+        let mut url = self.url(path(kind))?;
+        let fields = match kind {
+            MediaKind::Anime => {
+                "media_type,num_episodes,start_season,mean,status,start_date,broadcast"
+            }
+            MediaKind::Manga => "media_type,num_chapters,num_volumes,start_date,mean,status",
+        };
+        url.query_pairs_mut()
+            .append_pair("q", &q)
+            .append_pair("limit", "30")
+            .append_pair("fields", fields)
+            .append_pair("nsfw", "true");
+        parse_search(&self.get_public(url).await?, kind)
+    }
+
+    async fn details(&self, kind: MediaKind, media_id: u64) -> Result<Details, ProviderError> {
+        let mut url = self.url(&format!("{}/{media_id}", path(kind)))?;
+        let fields = match kind {
+            MediaKind::Anime => {
+                "alternative_titles,synopsis,media_type,num_episodes,status,start_date,end_date,mean,genres,broadcast"
+            }
+            MediaKind::Manga => {
+                "alternative_titles,synopsis,media_type,num_chapters,num_volumes,status,start_date,end_date,mean,genres"
+            }
+        };
+        url.query_pairs_mut()
+            .append_pair("fields", fields)
+            .append_pair("nsfw", "true");
+        parse_details(&self.get_public(url).await.map_err(gone)?, kind)
     }
 
     async fn keep_fresh(&self) -> Result<Option<Duration>, ProviderError> {
@@ -531,7 +911,7 @@ mod tests {
     fn recorded_list_page_parses() {
         let page = parse_list_page(
             include_bytes!("../../tests/fixtures/mal/user-animelist-page.json"),
-            Status::Watching,
+            MediaKind::Anime,
         )
         .unwrap();
         let entries = page.entries;
@@ -545,9 +925,10 @@ mod tests {
             {"node": {"id": 1, "title": "Ongoing", "num_episodes": 0},
              "list_status": {"status": "watching", "score": null, "num_episodes_watched": 3}},
             {"node": {"id": "x"}},
-            {"node": {"id": 2, "title": "Fine", "num_episodes": 12}, "list_status": {"num_episodes_watched": 4}}
+            {"node": {"id": 2, "title": "Fine", "num_episodes": 12}, "list_status": {"status": "on_hold", "num_episodes_watched": 4}},
+            {"node": {"id": 3, "title": "No status", "num_episodes": 12}, "list_status": {"num_episodes_watched": 4}}
         ], "paging": {}}"#;
-        let page = parse_list_page(body, Status::Watching).unwrap();
+        let page = parse_list_page(body, MediaKind::Anime).unwrap();
         let got: Vec<_> = page
             .entries
             .iter()
@@ -559,7 +940,7 @@ mod tests {
 
     #[test]
     fn patch_response_uses_the_other_field_name() {
-        let s: AnimeListStatus = serde_json::from_str(include_str!(
+        let s: MalListStatus = serde_json::from_str(include_str!(
             "../../tests/fixtures/mal/patch-anime-my_list_status-response.json"
         ))
         .unwrap();

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Ack, Change, ListEntry, MediaKind, Service, Status};
+use crate::domain::airing::Schedule;
+use crate::domain::{Ack, Change, ListEntry, ListState, MediaKind, Service};
 
 /// Why a provider call failed, in words for the status bar. [`ProviderError::is_permanent`] tells
 /// the outbox whether trying again can help.
@@ -85,15 +86,53 @@ pub struct Fetched {
     pub unreadable: usize,
 }
 
+/// A search result: the work as it would be added, with a few facts to choose by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// The work as a new list entry (status "plan to watch", nothing done yet).
+    pub entry: ListEntry,
+    pub year: Option<i32>,
+    /// The service's mean score, as it shows it ("8.51").
+    pub mean: Option<String>,
+}
+
+/// What the details pane shows about a work.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Details {
+    pub kind: Option<MediaKind>,
+    pub id: u64,
+    pub title: String,
+    /// The English title, when it differs.
+    pub alt_title: Option<String>,
+    pub synopsis: Option<String>,
+    pub media_type: Option<String>,
+    /// Episodes / chapters.
+    pub total: Option<u32>,
+    pub total_volumes: Option<u32>,
+    /// Airing or publishing status, in words ("currently airing").
+    pub state: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub mean: Option<String>,
+    pub genres: Vec<String>,
+    pub schedule: Option<Schedule>,
+    /// Cover art address.
+    pub picture: Option<String>,
+}
+
 /// A list service.
 #[async_trait]
 pub trait Provider: Send + Sync {
     fn service(&self) -> Service;
 
-    /// Every entry with `status`, all pages. `arrived` is told how many entries have come so far.
+    /// The kinds of list the service keeps (anime, manga).
+    fn kinds(&self) -> &'static [MediaKind];
+
+    /// Every entry of one kind, every status, all pages. `arrived` is told how many entries have
+    /// come so far.
     async fn fetch_list(
         &self,
-        status: Status,
+        kind: MediaKind,
         arrived: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<Fetched, ProviderError>;
 
@@ -102,12 +141,22 @@ pub trait Provider: Send + Sync {
         &self,
         kind: MediaKind,
         media_id: u64,
-        change: Change,
+        change: &Change,
     ) -> Result<Ack, ProviderError>;
 
     /// What the service holds for an entry now (`None`: it is not on the list), to check a change
     /// made offline against edits made elsewhere before sending it.
-    async fn current(&self, kind: MediaKind, media_id: u64) -> Result<Option<u32>, ProviderError>;
+    async fn current(
+        &self,
+        kind: MediaKind,
+        media_id: u64,
+    ) -> Result<Option<ListState>, ProviderError>;
+
+    /// Works whose title matches `query`.
+    async fn search(&self, kind: MediaKind, query: &str) -> Result<Vec<Found>, ProviderError>;
+
+    /// Everything the details pane shows about a work.
+    async fn details(&self, kind: MediaKind, media_id: u64) -> Result<Details, ProviderError>;
 
     /// Renews the session when it is about to expire. Returns when to call again, or `None` when
     /// the service's session never needs renewing.

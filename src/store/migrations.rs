@@ -50,6 +50,24 @@ const MIGRATIONS: &[&str] = &[
         value   TEXT NOT NULL,
         PRIMARY KEY (service, key)
     );",
+    // 2: manga, every status, the whole entry (volumes, rewatching, dates, media facts); changes
+    // to any field, removals and additions.
+    "UPDATE entries SET status = 'current' WHERE status = 'watching';
+    UPDATE entries SET status = 'planning' WHERE status = 'plan_to_watch';
+    ALTER TABLE entries ADD COLUMN volumes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE entries ADD COLUMN total_volumes INTEGER;
+    ALTER TABLE entries ADD COLUMN repeating INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE entries ADD COLUMN start_date TEXT;
+    ALTER TABLE entries ADD COLUMN finish_date TEXT;
+    -- Facts about the work (type, cover, airing), JSON.
+    ALTER TABLE entries ADD COLUMN media TEXT;
+    -- field 'set': the fields to set, JSON; field 'remove': a removal. ('progress' rows of
+    -- schema 1 set the progress to `value`.)
+    ALTER TABLE outbox ADD COLUMN patch TEXT;
+    -- For an entry added from search: the entry as shown, JSON.
+    ALTER TABLE outbox ADD COLUMN entry TEXT;
+    -- In a conflict, what the service held for the entry (JSON; null: not on the list).
+    ALTER TABLE outbox ADD COLUMN theirs_state TEXT;",
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer malt. Runs under the write

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-pub use outbox::{Held, Retry};
+pub use outbox::{Held, NewOp, Retry};
 
 /// A database problem, said plainly.
 #[derive(Debug, thiserror::Error)]
@@ -201,10 +201,11 @@ impl Store {
         let tx = self.write()?;
         for op in ops {
             tx.execute(
-                "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, failed, last_error, account)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, failed, last_error, account, patch, entry)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 rusqlite::params![
-                    op.service, op.kind, op.media_id, op.field, op.value, op.base, op.created_at, op.failed, op.last_error, op.account
+                    op.service, op.kind, op.media_id, op.field, op.value, op.base, op.created_at, op.failed, op.last_error, op.account,
+                    op.patch, op.entry
                 ],
             )
             .map_err(err)?;
@@ -399,6 +400,8 @@ struct SalvagedOp {
     failed: i64,
     last_error: Option<String>,
     account: Option<String>,
+    patch: Option<String>,
+    entry: Option<String>,
 }
 
 /// Reads what can still be read of the outbox and the facts from a damaged database, row by row,
@@ -421,10 +424,17 @@ fn salvage(path: &Path) -> (Vec<SalvagedOp>, Vec<(String, String, String)>) {
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) else {
         return (ops, meta);
     };
-    if let Ok(mut stmt) = conn.prepare(
-        "SELECT service, kind, media_id, field, value, base, created_at, failed, last_error, account
-         FROM outbox ORDER BY seq",
-    ) && let Ok(mut rows) = stmt.query([])
+    let select = |extra: &str| {
+        format!(
+            "SELECT service, kind, media_id, field, value, base, created_at, failed, last_error, account, {extra}
+             FROM outbox ORDER BY seq"
+        )
+    };
+    // A database of schema 1 has no `patch` and `entry` columns.
+    if let Ok(mut stmt) = conn
+        .prepare(&select("patch, entry"))
+        .or_else(|_| conn.prepare(&select("NULL, NULL")))
+        && let Ok(mut rows) = stmt.query([])
     {
         while let Ok(Some(row)) = rows.next() {
             let op = (|| {
@@ -439,6 +449,8 @@ fn salvage(path: &Path) -> (Vec<SalvagedOp>, Vec<(String, String, String)>) {
                     failed: row.get(7)?,
                     last_error: row.get(8)?,
                     account: row.get(9)?,
+                    patch: row.get(10)?,
+                    entry: row.get(11)?,
                 })
             })();
             match op {
@@ -517,25 +529,16 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Change, ListEntry, MediaKind, Service, Status};
+    use crate::domain::{Change, ListEntry, MediaKind, Service};
 
     #[test]
     fn another_account_never_gets_the_previous_ones_changes() {
         let mut s = Store::open_in_memory().unwrap();
         assert_eq!(s.switch_account(Service::Mal, "alice").unwrap(), None);
-        let entry = ListEntry {
-            id: 1,
-            kind: MediaKind::Anime,
-            title: "A".into(),
-            status: Status::Watching,
-            progress: 5,
-            total: None,
-            score: 0,
-            updated_at: None,
-        };
-        s.replace_entries(Service::Mal, Status::Watching, &[entry], 0, false)
+        let entry = ListEntry::watching(1, "A", 5, None, 0);
+        s.replace_entries(Service::Mal, MediaKind::Anime, &[entry], 0, false)
             .unwrap();
-        s.enqueue(Service::Mal, MediaKind::Anime, 1, Change::Progress(6), 5, 0)
+        s.enqueue(Service::Mal, MediaKind::Anime, 1, Change::progress(6), 5, 0)
             .unwrap();
 
         let switch = s.switch_account(Service::Mal, "bob").unwrap().unwrap();
@@ -546,11 +549,7 @@ mod tests {
                 .contains("1 change made as alice will not be sent to bob"),
             "{switch}"
         );
-        assert!(
-            s.entries(Service::Mal, Status::Watching)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(s.entries(Service::Mal).unwrap().is_empty());
         assert!(
             s.due(Service::Mal, 0).unwrap().is_empty(),
             "nothing of alice's goes to bob"
@@ -560,21 +559,22 @@ mod tests {
             "nor can bob retry it by mistake"
         );
         // bob's own change to the same anime does not sweep alice's away.
-        s.enqueue(Service::Mal, MediaKind::Anime, 1, Change::Progress(1), 0, 0)
+        s.enqueue(Service::Mal, MediaKind::Anime, 1, Change::progress(1), 0, 0)
             .unwrap();
         assert_eq!(
             s.drop_refused(Service::Mal, MediaKind::Anime, 1).unwrap(),
             0
         );
         let bobs = s.due(Service::Mal, 0).unwrap();
-        s.complete(&bobs[0], 1).unwrap();
+        s.complete(&bobs[0], &crate::domain::Ack::progress(1))
+            .unwrap();
 
         // alice is back: her change is hers to send again.
         let back = s.switch_account(Service::Mal, "alice").unwrap().unwrap();
         assert_eq!(back.held, 0);
         let due = s.due(Service::Mal, 0).unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].change, Change::Progress(6));
+        assert_eq!(due[0].change, Change::progress(6));
         // Logging in again as the same account changes nothing.
         assert_eq!(s.switch_account(Service::Mal, "alice").unwrap(), None);
         assert_eq!(s.due(Service::Mal, 0).unwrap().len(), 1);

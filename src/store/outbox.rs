@@ -4,16 +4,21 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError};
-use crate::domain::{Change, MediaKind, Op, Service};
+use crate::domain::{Ack, Change, ListEntry, ListState, MediaKind, Op, Patch, Service};
 
-struct NewOp {
-    service: Service,
-    kind: MediaKind,
-    media_id: u64,
-    change: Change,
-    base: u32,
-    now_ms: i64,
-    verified: bool,
+/// A change to write to the outbox.
+pub struct NewOp {
+    pub service: Service,
+    pub kind: MediaKind,
+    pub media_id: u64,
+    pub change: Change,
+    /// See [`Op::base`].
+    pub base: u32,
+    pub now_ms: i64,
+    /// See [`Op::verified`].
+    pub verified: bool,
+    /// See [`Op::entry`].
+    pub entry: Option<ListEntry>,
 }
 
 /// Why a change is held back from sending.
@@ -34,7 +39,8 @@ pub struct Retry {
     pub error: String,
 }
 
-const OP_COLUMNS: &str = "seq, service, kind, media_id, field, value, base, attempts, verified_by";
+const OP_COLUMNS: &str =
+    "seq, service, kind, media_id, field, value, base, attempts, verified_by, patch, entry";
 
 /// This process's name on leases and verifications: `pid:start:nonce`, where `start` is when the
 /// process started (so a reused pid is not mistaken for it).
@@ -77,25 +83,43 @@ fn lease_holder_alive(holder: &str) -> bool {
 /// read.
 fn op_from_row(row: &Row<'_>, owner: &str) -> rusqlite::Result<Option<Op>> {
     let service: String = row.get(1)?;
+    let kind: String = row.get(2)?;
     let field: String = row.get(4)?;
     let service = match service.as_str() {
         "mal" => Service::Mal,
         "demo" => Service::Demo,
         _ => return Ok(None),
     };
+    let Some(kind) = MediaKind::from_key(&kind) else {
+        return Ok(None);
+    };
+    // A row this malt cannot read (written by a newer one) is left for that one.
     let change = match field.as_str() {
-        "progress" => Change::Progress(row.get(5)?),
+        "progress" => Change::progress(row.get(5)?),
+        "set" => match row
+            .get::<_, Option<String>>(9)?
+            .and_then(|p| serde_json::from_str::<Patch>(&p).ok())
+        {
+            Some(patch) => Change::Set(patch),
+            None => return Ok(None),
+        },
+        "remove" => Change::Remove,
         _ => return Ok(None),
     };
+    let entry = row
+        .get::<_, Option<String>>(10)?
+        .and_then(|e| serde_json::from_str::<ListEntry>(&e).ok())
+        .map(Box::new);
     Ok(Some(Op {
         seq: row.get(0)?,
         service,
-        kind: MediaKind::Anime,
+        kind,
         media_id: row.get::<_, i64>(3)? as u64,
         change,
         base: row.get(6)?,
         attempts: row.get(7)?,
         verified: row.get::<_, Option<String>>(8)?.as_deref() == Some(owner),
+        entry,
     }))
 }
 
@@ -120,6 +144,7 @@ impl Store {
             base,
             now_ms,
             verified: false,
+            entry: None,
         })
     }
 
@@ -142,10 +167,13 @@ impl Store {
             base,
             now_ms,
             verified: true,
+            entry: None,
         })
     }
 
-    fn insert_op(&mut self, new: NewOp) -> Result<i64, StoreError> {
+    /// Records a change; returns its sequence number. Changes held back for the same entry are
+    /// superseded by it and dropped.
+    pub fn insert_op(&mut self, new: NewOp) -> Result<i64, StoreError> {
         let NewOp {
             service,
             kind,
@@ -154,11 +182,15 @@ impl Store {
             base,
             now_ms,
             verified,
+            entry,
         } = new;
         let owner = self.owner.clone();
-        let (field, value) = match change {
-            Change::Progress(n) => ("progress", n),
+        let value = change.value();
+        let (field, patch) = match &change {
+            Change::Set(p) => ("set", serde_json::to_string(p).ok()),
+            Change::Remove => ("remove", None),
         };
+        let entry = entry.and_then(|e| serde_json::to_string(&e).ok());
         let label = self.label.clone();
         let err = |source| StoreError::Sqlite {
             path: label.clone(),
@@ -171,8 +203,9 @@ impl Store {
         )
         .map_err(err)?;
         tx.execute(
-            "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, verified_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, verified_by,
+                                 patch, entry)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 service.key(),
                 kind.key(),
@@ -181,7 +214,9 @@ impl Store {
                 value,
                 base,
                 now_ms,
-                verified.then_some(owner.as_str())
+                verified.then_some(owner.as_str()),
+                patch,
+                entry,
             ],
         )
         .map_err(err)?;
@@ -201,9 +236,9 @@ impl Store {
         let rows = stmt
             .query_map(params![service.key()], |row| {
                 let held = Held {
-                    reason: row.get::<_, String>(9).unwrap_or_default(),
-                    conflict: row.get(10)?,
-                    theirs: row.get(11)?,
+                    reason: row.get::<_, String>(11).unwrap_or_default(),
+                    conflict: row.get(12)?,
+                    theirs: row.get(13)?,
                 };
                 Ok(op_from_row(row, &self.owner)?.map(|op| (op, held)))
             })
@@ -227,7 +262,7 @@ impl Store {
         self.conn
             .execute(
                 "UPDATE outbox SET failed = 0, attempts = 0, next_attempt_at = 0, last_error = NULL,
-                                   verified_by = ?4, conflict = 0, theirs = NULL
+                                   verified_by = ?4, conflict = 0, theirs = NULL, theirs_state = NULL
                  WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1 AND account IS NULL",
                 params![service.key(), kind.key(), media_id as i64, self.owner],
             )
@@ -248,22 +283,23 @@ impl Store {
         };
         let key = params![service.key(), kind.key(), media_id as i64];
         let tx = self.write()?;
-        // Keeping the service's side of a conflict: the cache takes its value.
-        let theirs: Option<u32> = tx
+        // Keeping the service's side of a conflict: the cache takes what it holds.
+        let theirs: Option<String> = tx
             .query_row(
-                "SELECT theirs FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3
-                   AND failed = 1 AND account IS NULL AND conflict = 1 AND theirs IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                "SELECT theirs_state FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3
+                   AND failed = 1 AND account IS NULL AND conflict = 1 AND theirs_state IS NOT NULL
+                 ORDER BY seq DESC LIMIT 1",
                 key,
                 |r| r.get(0),
             )
             .optional()
             .map_err(err)?;
-        if let Some(theirs) = theirs {
-            tx.execute(
-                "UPDATE entries SET progress = ?4, acked_at = ?5 WHERE service = ?1 AND kind = ?2 AND id = ?3",
-                params![service.key(), kind.key(), media_id as i64, theirs, jiff::Timestamp::now().as_millisecond()],
-            )
-            .map_err(err)?;
+        if let Some(theirs) =
+            theirs.and_then(|t| serde_json::from_str::<Option<ListState>>(&t).ok())
+        {
+            let now = jiff::Timestamp::now().as_millisecond();
+            super::cache::confirm(&tx, service, kind, media_id, theirs.as_ref(), None, now)
+                .map_err(err)?;
         }
         let n = tx
             .execute(
@@ -314,14 +350,23 @@ impl Store {
         kind: MediaKind,
         media_id: u64,
         theirs: Option<u32>,
+        state: Option<&ListState>,
         reason: &str,
     ) -> Result<(), StoreError> {
+        let state = serde_json::to_string(&state).ok();
         self.conn
             .execute(
                 "UPDATE outbox SET failed = 1, conflict = 1, theirs = ?4, last_error = ?5,
-                                   lease_owner = NULL, lease_until = 0
+                                   theirs_state = ?6, lease_owner = NULL, lease_until = 0
                  WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 0",
-                params![service.key(), kind.key(), media_id as i64, theirs, reason],
+                params![
+                    service.key(),
+                    kind.key(),
+                    media_id as i64,
+                    theirs,
+                    reason,
+                    state
+                ],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -384,8 +429,8 @@ impl Store {
                 .query_map(params![service.key(), now_ms], |row| {
                     Ok((
                         op_from_row(row, &owner)?,
-                        row.get::<_, String>(9)?,
-                        row.get::<_, i64>(10)?,
+                        row.get::<_, String>(11)?,
+                        row.get::<_, i64>(12)?,
                     ))
                 })
                 .map_err(err)?;
@@ -430,8 +475,8 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// The service confirmed `op`: forget it and remember the confirmed value in the cache.
-    pub fn complete(&mut self, op: &Op, confirmed_progress: u32) -> Result<(), StoreError> {
+    /// The service confirmed `op`: forget it and remember what the service now holds.
+    pub fn complete(&mut self, op: &Op, ack: &Ack) -> Result<(), StoreError> {
         let label = self.label.clone();
         let err = |source| StoreError::Sqlite {
             path: label.clone(),
@@ -440,15 +485,14 @@ impl Store {
         let tx = self.write()?;
         tx.execute("DELETE FROM outbox WHERE seq = ?1", params![op.seq])
             .map_err(err)?;
-        tx.execute(
-            "UPDATE entries SET progress = ?1, acked_at = ?5 WHERE service = ?2 AND kind = ?3 AND id = ?4",
-            params![
-                confirmed_progress,
-                op.service.key(),
-                op.kind.key(),
-                op.media_id as i64,
-                jiff::Timestamp::now().as_millisecond()
-            ],
+        super::cache::confirm(
+            &tx,
+            op.service,
+            op.kind,
+            op.media_id,
+            ack.state.as_ref(),
+            op.entry.as_deref(),
+            jiff::Timestamp::now().as_millisecond(),
         )
         .map_err(err)?;
         tx.commit().map_err(err)
@@ -518,7 +562,7 @@ mod tests {
             Service::Mal,
             MediaKind::Anime,
             id,
-            Change::Progress(n),
+            Change::progress(n),
             n - 1,
             0,
         )
@@ -526,11 +570,7 @@ mod tests {
     }
 
     fn values(ops: &[Op]) -> Vec<(u64, u32)> {
-        ops.iter()
-            .map(|o| match o.change {
-                Change::Progress(n) => (o.media_id, n),
-            })
-            .collect()
+        ops.iter().map(|o| (o.media_id, o.change.value())).collect()
     }
 
     #[test]
@@ -553,51 +593,37 @@ mod tests {
         push(&mut s, 1, 6);
         push(&mut s, 1, 7);
         let first = s.due(Service::Mal, 0).unwrap().remove(0);
-        s.complete(&first, 6).unwrap();
+        s.complete(&first, &crate::domain::Ack::progress(6))
+            .unwrap();
         assert_eq!(values(&s.due(Service::Mal, 0).unwrap()), vec![(1, 7)]);
     }
 
     #[test]
     fn a_list_fetched_before_a_confirmation_does_not_undo_it() {
-        use crate::domain::{ListEntry, Status};
+        use crate::domain::ListEntry;
         let mut s = store();
-        let entry = |progress| ListEntry {
-            id: 1,
-            kind: MediaKind::Anime,
-            title: "A".into(),
-            status: Status::Watching,
-            progress,
-            total: None,
-            score: 0,
-            updated_at: None,
-        };
-        s.replace_entries(Service::Mal, Status::Watching, &[entry(5)], 0, false)
+        let entry = |progress| ListEntry::watching(1, "A", progress, None, 0);
+        s.replace_entries(Service::Mal, MediaKind::Anime, &[entry(5)], 0, false)
             .unwrap();
         push(&mut s, 1, 6);
         let fetch_started = jiff::Timestamp::now().as_millisecond() - 1;
         let op = s.due(Service::Mal, 0).unwrap().remove(0);
-        s.complete(&op, 6).unwrap();
+        s.complete(&op, &crate::domain::Ack::progress(6)).unwrap();
         // The fetch read the list before the change landed.
         s.replace_entries(
             Service::Mal,
-            Status::Watching,
+            MediaKind::Anime,
             &[entry(5)],
             fetch_started,
             false,
         )
         .unwrap();
-        assert_eq!(
-            s.entries(Service::Mal, Status::Watching).unwrap()[0].progress,
-            6
-        );
+        assert_eq!(s.entries(Service::Mal).unwrap()[0].progress, 6);
         // A fetch started after the confirmation is the truth (say, an edit on the website).
         let later = jiff::Timestamp::now().as_millisecond() + 1;
-        s.replace_entries(Service::Mal, Status::Watching, &[entry(9)], later, false)
+        s.replace_entries(Service::Mal, MediaKind::Anime, &[entry(9)], later, false)
             .unwrap();
-        assert_eq!(
-            s.entries(Service::Mal, Status::Watching).unwrap()[0].progress,
-            9
-        );
+        assert_eq!(s.entries(Service::Mal).unwrap()[0].progress, 9);
     }
 
     #[test]
@@ -670,7 +696,8 @@ mod tests {
         assert_eq!(values(&a.due(Service::Mal, 2_000).unwrap()), vec![(2, 1)]);
         assert_eq!(a.next_attempt_at(Service::Mal).unwrap(), Some(0));
         // b delivers; the next change of entry 1 becomes available to anyone.
-        b.complete(&first, 6).unwrap();
+        b.complete(&first, &crate::domain::Ack::progress(6))
+            .unwrap();
         assert_eq!(
             values(&a.due(Service::Mal, 2_000).unwrap()),
             vec![(1, 7), (2, 1)]
@@ -691,7 +718,7 @@ mod tests {
         let path = dir.path().join("malt.db");
         let mut a = Store::open(&path).unwrap();
         let mut b = Store::open(&path).unwrap();
-        a.enqueue_fresh(Service::Mal, MediaKind::Anime, 1, Change::Progress(6), 5, 0)
+        a.enqueue_fresh(Service::Mal, MediaKind::Anime, 1, Change::progress(6), 5, 0)
             .unwrap();
         assert!(a.due(Service::Mal, 0).unwrap()[0].verified);
         assert!(

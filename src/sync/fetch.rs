@@ -3,15 +3,15 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Event;
-use crate::domain::Status;
+use crate::domain::MediaKind;
 use crate::providers::{Fetched, Provider};
 use crate::store::Db;
 
-/// Fetches every page of one status, stores it in the cache, and tells the UI.
+/// Fetches every page of one kind's list, stores it in the cache, and tells the UI.
 pub async fn fetch_list(
     provider: Arc<dyn Provider>,
     db: Db,
-    status: Status,
+    kind: MediaKind,
     events: UnboundedSender<Event>,
 ) {
     let progress = events.clone();
@@ -19,7 +19,7 @@ pub async fn fetch_list(
         let _ = progress.send(Event::ListProgress(n));
     };
     let started = super::now_ms();
-    let result = provider.fetch_list(status, &arrived).await;
+    let result = provider.fetch_list(kind, &arrived).await;
     let event = match result {
         Ok(Fetched {
             entries,
@@ -32,15 +32,21 @@ pub async fn fetch_list(
             let keep_missing = unreadable > 0;
             let saved = db
                 .call(move |s| {
-                    s.replace_entries(service, status, &stored, started, keep_missing)?;
+                    s.replace_entries(service, kind, &stored, started, keep_missing)?;
                     s.set_meta(service, "last_sync", &at.to_string())
                 })
                 .await;
             if let Err(e) = saved {
                 tracing::error!("cannot cache the list: {e}");
             }
-            tracing::info!(entries = entries.len(), unreadable, "list fetched");
+            tracing::info!(
+                kind = kind.key(),
+                entries = entries.len(),
+                unreadable,
+                "list fetched"
+            );
             Event::ListFetched {
+                kind,
                 entries,
                 unreadable,
                 at,
@@ -48,7 +54,7 @@ pub async fn fetch_list(
         }
         Err(error) => {
             tracing::warn!("list fetch failed: {error}");
-            Event::ListFailed(error)
+            Event::ListFailed { kind, error }
         }
     };
     let _ = events.send(event);

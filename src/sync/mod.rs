@@ -9,7 +9,7 @@ pub use fetch::fetch_list;
 pub use refresher::keep_fresh;
 pub use worker::{Worker, backoff};
 
-use crate::domain::{ListEntry, Op};
+use crate::domain::{ListEntry, ListState, MediaKind, Op};
 use crate::providers::ProviderError;
 
 /// What background work tells the UI.
@@ -19,17 +19,23 @@ pub enum Event {
     ListProgress(usize),
     /// A list fetch finished and the cache holds the result.
     ListFetched {
+        kind: MediaKind,
         entries: Vec<ListEntry>,
         /// Items that could not be read; entries missing from `entries` may be among them.
         unreadable: usize,
         at: jiff::Timestamp,
     },
-    ListFailed(ProviderError),
+    ListFailed {
+        kind: MediaKind,
+        error: ProviderError,
+    },
     /// The service confirmed a change.
     Delivered {
         seq: i64,
+        kind: MediaKind,
         media_id: u64,
-        progress: u32,
+        /// What the service now holds; `None`: the entry is off the list.
+        state: Option<ListState>,
     },
     /// A change could not be delivered now; it will be tried again at `next_at`.
     Retrying {
@@ -39,9 +45,10 @@ pub enum Event {
     },
     /// The service refused a change for good.
     Refused {
+        kind: MediaKind,
         media_id: u64,
-        /// The value that was refused.
-        value: u32,
+        /// The change that was refused, in words ("episode 8").
+        what: String,
         error: ProviderError,
     },
     /// The session needs a new login; changes stay queued.
@@ -57,16 +64,20 @@ pub enum Event {
     /// What the service holds for an entry differs from what its waiting changes were based on
     /// (it was edited elsewhere): they are held back until the user keeps one side.
     Conflict {
+        kind: MediaKind,
         media_id: u64,
-        /// The user's latest value.
-        mine: u32,
-        /// The service's value; `None` when the entry is no longer on the list.
-        theirs: Option<u32>,
+        /// The user's latest value, in words ("episode 8").
+        mine: String,
+        /// The service's value, in words ("episode 7", "not on the list").
+        theirs: String,
+        /// What the service holds; `None` when the entry is no longer on the list.
+        state: Option<ListState>,
         /// How many waiting changes are held back.
         held: u32,
     },
     /// A change could not even be written to the local database.
     NotSaved {
+        kind: MediaKind,
         media_id: u64,
         error: String,
     },

@@ -6,7 +6,7 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{Event, now_ms};
-use crate::domain::{Change, Op};
+use crate::domain::{Ack, ListState, Op};
 use crate::providers::{Provider, ProviderError};
 use crate::store::{Db, Retry};
 
@@ -152,16 +152,16 @@ impl Worker {
                 Err(error) => return Err(self.failed(op, error).await),
             }
         }
-        let Change::Progress(value) = op.change;
         tracing::debug!(
             seq = op.seq,
             media_id = op.media_id,
-            value,
+            field = ?op.change.field(),
+            value = op.change.value(),
             "sending change"
         );
-        match self.provider.apply(op.kind, op.media_id, op.change).await {
+        match self.provider.apply(op.kind, op.media_id, &op.change).await {
             Ok(ack) => {
-                self.delivered(op, ack.progress).await;
+                self.delivered(op, ack.state).await;
                 Ok(())
             }
             Err(error) => Err(self.failed(op, error).await),
@@ -170,16 +170,15 @@ impl Worker {
 
     /// Compares what the service holds now with what the entry's waiting changes were based on.
     async fn check(&self, op: &Op) -> Result<Check, ProviderError> {
-        let theirs = self.provider.current(op.kind, op.media_id).await?;
+        let state = self.provider.current(op.kind, op.media_id).await?;
         let (service, kind, media_id) = (op.service, op.kind, op.media_id);
         let waiting = self
             .db
             .call(move |s| s.pending_for(service, kind, media_id))
             .await
             .map_err(|e| ProviderError::Local(e.to_string()))?;
-        let value = |o: &Op| match o.change {
-            Change::Progress(n) => n,
-        };
+        let field = op.change.field();
+        let theirs = field.value(state.as_ref());
         if theirs == Some(op.base) {
             let _ = self
                 .db
@@ -187,60 +186,75 @@ impl Worker {
                 .await;
             return Ok(Check::Send);
         }
-        if let Some(landed) = theirs.and_then(|n| waiting.iter().position(|o| value(o) == n)) {
+        let landed = waiting
+            .iter()
+            .position(|o| o.change.field() == field && Some(o.change.value()) == theirs);
+        if let Some(landed) = landed {
             tracing::info!(media_id, "changes from an earlier run had already arrived");
             for done in &waiting[..=landed] {
-                self.delivered(done, value(&waiting[landed])).await;
+                self.delivered(done, state.clone()).await;
             }
             return Ok(Check::Landed);
         }
-        let mine = waiting.last().map_or(op.base, value);
-        let reason = match theirs {
-            Some(n) => format!("changed elsewhere to {n} (yours: {mine})"),
-            None => format!("removed from the list elsewhere (yours: {mine})"),
+        let mine = waiting
+            .last()
+            .map_or_else(|| op.change.describe(kind), |o| o.change.describe(kind));
+        let theirs_words = match theirs {
+            Some(n) => field.describe(kind, n),
+            None => "not on the list".into(),
         };
+        let reason = format!("changed elsewhere to {theirs_words} (yours: {mine})");
         tracing::warn!(
             media_id,
+            ?field,
             ?theirs,
-            mine,
             "conflict with an edit made elsewhere"
         );
+        let stored = state.clone();
         let _ = self
             .db
-            .call(move |s| s.mark_conflict(service, kind, media_id, theirs, &reason))
+            .call(move |s| {
+                s.mark_conflict(service, kind, media_id, theirs, stored.as_ref(), &reason)
+            })
             .await;
         let _ = self.events.send(Event::Conflict {
+            kind,
             media_id,
             mine,
-            theirs,
+            theirs: theirs_words,
+            state,
             held: waiting.len() as u32,
         });
         Ok(Check::Conflict)
     }
 
-    /// The service holds `progress` for `op`'s entry: forget the change, tell the screen.
-    async fn delivered(&self, op: &Op, progress: u32) {
+    /// The service holds `state` for `op`'s entry: forget the change, tell the screen.
+    async fn delivered(&self, op: &Op, state: Option<ListState>) {
         let done = op.clone();
-        if let Err(e) = self.db.call(move |s| s.complete(&done, progress)).await {
+        let ack = Ack {
+            state: state.clone(),
+        };
+        if let Err(e) = self.db.call(move |s| s.complete(&done, &ack)).await {
             tracing::error!("cannot record a delivered change: {e}");
         }
         let _ = self.events.send(Event::Delivered {
             seq: op.seq,
+            kind: op.kind,
             media_id: op.media_id,
-            progress,
+            state,
         });
     }
 
     /// Records a failure: refused for good, or to be tried again after a back-off.
     async fn failed(&self, op: &Op, error: ProviderError) -> Undelivered {
-        let Change::Progress(value) = op.change;
         if error.is_permanent() {
             tracing::warn!(seq = op.seq, "change refused: {error}");
             let (seq, message) = (op.seq, error.to_string());
             let _ = self.db.call(move |s| s.mark_failed(seq, &message)).await;
             let _ = self.events.send(Event::Refused {
+                kind: op.kind,
                 media_id: op.media_id,
-                value,
+                what: op.change.describe(op.kind),
                 error,
             });
             return Undelivered::Held;

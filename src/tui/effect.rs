@@ -1,4 +1,5 @@
-use crate::domain::{Change, MediaKind, Status};
+use super::model::Key;
+use crate::domain::{Change, ListEntry, MediaKind};
 
 /// Work `update` asks the runtime to do. Effects are data, so `update` stays pure and testable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -8,12 +9,15 @@ pub enum Effect {
         kind: MediaKind,
         media_id: u64,
         change: Change,
+        /// See `Op::base`.
         base: u32,
         /// The screen showed what the service holds (see `Op::verified`).
         fresh: bool,
+        /// An entry added from search, as shown.
+        entry: Option<Box<ListEntry>>,
     },
-    /// Fetch the list with this status from the service.
-    Fetch(Status),
+    /// Fetch one kind's whole list from the service.
+    Fetch(MediaKind),
     /// Try every waiting change now, whatever its back-off.
     SendNow,
     /// Have the session checked now (a request found it expired).
@@ -22,4 +26,15 @@ pub enum Effect {
     RetryRefused { kind: MediaKind, media_id: u64 },
     /// Forget an entry's refused changes.
     DropRefused { kind: MediaKind, media_id: u64 },
+    /// Search the service.
+    Search { kind: MediaKind, query: String },
+    /// Load what the details pane shows.
+    LoadDetails { key: Key },
+    /// Load cover art to fit `cols`×`rows` cells.
+    LoadCover {
+        key: Key,
+        url: String,
+        cols: u16,
+        rows: u16,
+    },
 }

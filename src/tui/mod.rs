@@ -2,6 +2,7 @@
 //! messages and carries out their effects. Nothing here waits on the network or the disk.
 
 pub mod effect;
+pub mod list;
 pub mod model;
 pub mod msg;
 pub mod update;
@@ -21,10 +22,11 @@ pub use msg::Msg;
 pub use update::update;
 pub use view::view;
 
-use crate::config::KeyMap;
-use crate::domain::{ListEntry, Op, Service, Status};
+use crate::config::{KeyMap, Theme};
+use crate::covers::{Cover, Covers};
+use crate::domain::{ListEntry, Op, Service};
 use crate::providers::Provider;
-use crate::store::Db;
+use crate::store::{Db, NewOp};
 use crate::sync::{self, Event};
 
 /// What the list screen needs to run.
@@ -32,6 +34,10 @@ pub struct App {
     pub provider: Arc<dyn Provider>,
     pub db: Db,
     pub keys: KeyMap,
+    /// Colours and styles, `NO_COLOR` already applied.
+    pub theme: Theme,
+    /// Where cover art comes from; `None` turns it off.
+    pub covers: Option<Covers>,
     /// Something the user should know from the start (a database that was rebuilt).
     pub warning: Option<String>,
 }
@@ -44,7 +50,7 @@ fn snapshot(
     service: Service,
 ) -> Result<Snapshot, crate::store::StoreError> {
     Ok((
-        store.entries(service, Status::Watching)?,
+        store.entries(service)?,
         store.pending(service)?,
         store.refused(service)?,
     ))
@@ -87,7 +93,7 @@ pub async fn initial_model(app: &App) -> Result<Model, crate::store::StoreError>
         .db
         .call(move |s| {
             Ok((
-                s.entries(service, Status::Watching)?,
+                s.entries(service)?,
                 s.pending(service)?,
                 s.refused(service)?,
                 s.meta(service, "account")?,
@@ -101,6 +107,11 @@ pub async fn initial_model(app: &App) -> Result<Model, crate::store::StoreError>
         app.keys.clone(),
         jiff::tz::TimeZone::system(),
     );
+    model.kinds = app.provider.kinds().to_vec();
+    model.kind = model.kinds.first().copied().unwrap_or(model.kind);
+    model.theme = app.theme.clone();
+    model.images = app.covers.is_some();
+    model.now = jiff::Timestamp::now();
     model.load(entries, &pending, &refused);
     model.last_sync = last_sync.and_then(|s| s.parse().ok());
     model.error = app.warning.clone();
@@ -126,7 +137,22 @@ pub async fn run(app: App) -> color_eyre::Result<()> {
             ));
         }
     };
-    let result = event_loop(&mut terminal, &mut model, &app).await;
+    let mouse =
+        crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture).is_ok();
+    if mouse {
+        // On a panic too: mouse reports left on would litter the shell.
+        let restore = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+            restore(info);
+        }));
+    }
+    // Asked before key events are read: the terminal's answer arrives on the same input.
+    let picker = app.covers.as_ref().map(|_| crate::covers::picker());
+    let result = event_loop(&mut terminal, &mut model, &app, picker).await;
+    if mouse {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    }
     ratatui::restore();
     // Let changes still being written reach the outbox before the process ends.
     let _ = app.db.call(|_| Ok(())).await;
@@ -142,7 +168,11 @@ struct Runtime {
     /// Wakes the session refresher.
     recheck: Arc<Notify>,
     events: UnboundedSender<Event>,
+    /// Answers to the UI's own requests (search, details, cover art).
+    msgs: UnboundedSender<Msg>,
     service: Service,
+    covers: Option<Arc<Covers>>,
+    picker: Option<Arc<ratatui_image::picker::Picker>>,
 }
 
 impl Runtime {
@@ -154,17 +184,20 @@ impl Runtime {
                 change,
                 base,
                 fresh,
+                entry,
             } => {
-                let service = self.service;
-                let now = sync::now_ms();
+                let op = NewOp {
+                    service: self.service,
+                    kind,
+                    media_id,
+                    change,
+                    base,
+                    now_ms: sync::now_ms(),
+                    verified: fresh,
+                    entry: entry.map(|e| *e),
+                };
                 // Submitted in keypress order; the database thread keeps that order.
-                let written = self.db.submit(move |s| {
-                    if fresh {
-                        s.enqueue_fresh(service, kind, media_id, change, base, now)
-                    } else {
-                        s.enqueue(service, kind, media_id, change, base, now)
-                    }
-                });
+                let written = self.db.submit(move |s| s.insert_op(op));
                 let wake = self.wake.clone();
                 let events = self.events.clone();
                 tokio::spawn(async move {
@@ -172,12 +205,14 @@ impl Runtime {
                         Ok(Ok(_)) => wake.notify_one(),
                         Ok(Err(e)) => {
                             let _ = events.send(Event::NotSaved {
+                                kind,
                                 media_id,
                                 error: e.to_string(),
                             });
                         }
                         Err(_) => {
                             let _ = events.send(Event::NotSaved {
+                                kind,
                                 media_id,
                                 error: "the database has stopped".into(),
                             });
@@ -216,13 +251,71 @@ impl Runtime {
                 });
             }
             Effect::CheckLogin => self.recheck.notify_one(),
-            Effect::Fetch(status) => {
+            Effect::Fetch(kind) => {
                 tokio::spawn(sync::fetch_list(
                     self.provider.clone(),
                     self.db.clone(),
-                    status,
+                    kind,
                     self.events.clone(),
                 ));
+            }
+            Effect::Search { kind, query } => {
+                let provider = self.provider.clone();
+                let msgs = self.msgs.clone();
+                tokio::spawn(async move {
+                    let result = provider
+                        .search(kind, &query)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = msgs.send(Msg::Searched {
+                        kind,
+                        query,
+                        result,
+                    });
+                });
+            }
+            Effect::LoadDetails { key } => {
+                let provider = self.provider.clone();
+                let msgs = self.msgs.clone();
+                tokio::spawn(async move {
+                    let result = provider
+                        .details(key.0, key.1)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = msgs.send(Msg::DetailsLoaded { key, result });
+                });
+            }
+            Effect::LoadCover {
+                key,
+                url,
+                cols,
+                rows,
+            } => {
+                let (Some(covers), Some(picker)) = (self.covers.clone(), self.picker.clone())
+                else {
+                    return;
+                };
+                let msgs = self.msgs.clone();
+                tokio::spawn(async move {
+                    let image = match covers.load(&url).await {
+                        Ok(image) => image,
+                        Err(e) => {
+                            // The pane reads fine without it.
+                            tracing::info!("no cover art: {e}");
+                            return;
+                        }
+                    };
+                    let made =
+                        tokio::task::spawn_blocking(move || Cover::new(&picker, image, cols, rows))
+                            .await;
+                    match made {
+                        Ok(Ok(cover)) => {
+                            let _ = msgs.send(Msg::CoverLoaded { key, cover });
+                        }
+                        Ok(Err(e)) => tracing::info!("cover art not shown: {e}"),
+                        Err(e) => tracing::warn!("cover art task failed: {e}"),
+                    }
+                });
             }
         }
     }
@@ -232,8 +325,10 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     model: &mut Model,
     app: &App,
+    picker: Option<ratatui_image::picker::Picker>,
 ) -> color_eyre::Result<()> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let (msgs_tx, mut msgs_rx) = mpsc::unbounded_channel();
     let runtime = Runtime {
         provider: app.provider.clone(),
         db: app.db.clone(),
@@ -241,7 +336,10 @@ async fn event_loop(
         kick: Arc::new(Notify::new()),
         recheck: Arc::new(Notify::new()),
         events: events_tx.clone(),
+        msgs: msgs_tx,
         service: app.provider.service(),
+        covers: app.covers.clone().map(Arc::new),
+        picker: picker.map(Arc::new),
     };
     let worker = tokio::spawn(
         sync::Worker {
@@ -269,7 +367,11 @@ async fn event_loop(
         refresher,
         watcher,
     };
-    let result = drive(terminal, model, &runtime, &mut events_rx, &mut background).await;
+    let mut inbox = Inbox {
+        events: &mut events_rx,
+        msgs: &mut msgs_rx,
+    };
+    let result = drive(terminal, model, &runtime, &mut inbox, &mut background).await;
     background.worker.abort();
     background.refresher.abort();
     background.watcher.abort();
@@ -310,14 +412,21 @@ impl Background {
     }
 }
 
+/// Where background work and the UI's own requests report.
+struct Inbox<'a> {
+    events: &'a mut mpsc::UnboundedReceiver<Event>,
+    msgs: &'a mut mpsc::UnboundedReceiver<Msg>,
+}
+
 async fn drive(
     terminal: &mut ratatui::DefaultTerminal,
     model: &mut Model,
     runtime: &Runtime,
-    events_rx: &mut mpsc::UnboundedReceiver<Event>,
+    inbox: &mut Inbox<'_>,
     background: &mut Background,
 ) -> color_eyre::Result<()> {
     let size = terminal.size()?;
+    update(model, Msg::Clock(jiff::Timestamp::now()));
     update(model, Msg::Resize(size.width, size.height));
     terminal.draw(|f| view(model, f))?;
     for effect in update::start(model) {
@@ -326,6 +435,10 @@ async fn drive(
     let mut input = EventStream::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Countdowns to the next episode move on once a minute.
+    let mut minute = tokio::time::interval(Duration::from_secs(60));
+    minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    minute.reset();
     let (_keep_open, mut stop) = shutdown_signals();
     loop {
         let animating = model.fetching.is_some();
@@ -333,15 +446,20 @@ async fn drive(
             term = input.next() => match term {
                 Some(Ok(TermEvent::Key(key))) => Msg::Key(key),
                 Some(Ok(TermEvent::Resize(w, h))) => Msg::Resize(w, h),
+                Some(Ok(TermEvent::Mouse(mouse))) => Msg::Mouse(mouse),
                 Some(Ok(_)) => continue,
                 // The terminal is gone: nothing more can be shown or typed.
                 Some(Err(_)) | None => Msg::Shutdown,
             },
-            Some(event) = events_rx.recv() => Msg::Sync(event),
+            Some(event) = inbox.events.recv() => Msg::Sync(event),
+            Some(msg) = inbox.msgs.recv() => msg,
             _ = ticker.tick(), if animating => Msg::Tick,
+            _ = minute.tick() => Msg::Tick,
             _ = stop.recv() => Msg::Shutdown,
             report = background.failed() => return Err(report),
         };
+        // Countdowns and the dates of changes read the clock from the model.
+        update(model, Msg::Clock(jiff::Timestamp::now()));
         for effect in update(model, msg) {
             runtime.perform(effect);
         }

@@ -1,31 +1,66 @@
-use crate::config::KeyMap;
-use crate::domain::{Change, ListEntry, Op, Service, Status};
+use std::collections::HashSet;
+
+use crate::config::{KeyMap, Theme};
+use crate::covers::Cover;
+use crate::domain::{ListEntry, ListState, MediaKind, Op, Service, Status};
+use crate::providers::{Details, Found};
 use crate::store::Held;
+
+/// An entry is known by its kind and the service's id (anime and manga ids overlap).
+pub type Key = (MediaKind, u64);
 
 /// One line of the list: the entry as shown, and what the service has confirmed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
-    /// The entry with the progress the user sees (their latest change).
+    /// The entry as the user sees it (with their latest changes).
     pub entry: ListEntry,
-    /// The progress the service last confirmed.
-    pub confirmed: u32,
+    /// What the service last confirmed; `None` while an added entry is not confirmed yet.
+    pub confirmed: Option<ListState>,
     /// Changes sent or waiting that the service has not confirmed yet.
     pub pending: u32,
+    /// A removal is waiting: the row is hidden.
+    pub removing: bool,
     /// The change the service refused, if it did; kept until retried, dropped or superseded.
     pub refused: Option<Refusal>,
 }
 
-/// A change the service refused for good.
+impl Row {
+    pub fn new(entry: ListEntry) -> Row {
+        Row {
+            confirmed: Some(entry.state()),
+            entry,
+            pending: 0,
+            removing: false,
+            refused: None,
+        }
+    }
+
+    pub fn key(&self) -> Key {
+        (self.entry.kind, self.entry.id)
+    }
+
+    /// Shows what the service confirmed again (nothing of the user's is on its way).
+    pub fn show_confirmed(&mut self) {
+        if let Some(state) = &self.confirmed {
+            self.entry.set_state(state);
+        }
+    }
+
+    pub fn in_conflict(&self) -> bool {
+        self.refused.as_ref().is_some_and(|r| r.conflict)
+    }
+}
+
+/// A change the service refused for good, or held back by a conflict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
-    /// The progress that was refused.
-    pub value: u32,
+    /// The change, in words ("episode 8").
+    pub what: String,
     /// How many refused changes the entry has.
     pub count: u32,
     pub reason: String,
-    /// `Some` when this is a conflict with an edit made elsewhere: the service's value (`None` when
-    /// the entry is no longer on the list there).
-    pub conflict: Option<Option<u32>>,
+    /// A conflict with an edit made elsewhere (the reason names both values).
+    pub conflict: bool,
 }
 
 /// How the last contact with the service went.
@@ -41,11 +76,120 @@ pub enum Link {
 /// A list fetch in progress.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Fetching {
+    /// Kinds still being fetched.
+    pub remaining: Vec<MediaKind>,
     pub received: usize,
     pub frame: usize,
     /// Entries whose change the service confirmed while the list was being read: the list may
-    /// predate that change, so their confirmed value is kept.
-    pub confirmed_meanwhile: std::collections::HashSet<u64>,
+    /// predate that change, so their confirmed state is kept.
+    pub confirmed_meanwhile: HashSet<Key>,
+}
+
+/// The order of the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Sort {
+    #[default]
+    Title,
+    Progress,
+    Score,
+    Updated,
+    NextAiring,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 5] = [
+        Sort::Title,
+        Sort::Progress,
+        Sort::Score,
+        Sort::Updated,
+        Sort::NextAiring,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Sort::Title => "title",
+            Sort::Progress => "progress",
+            Sort::Score => "score",
+            Sort::Updated => "last updated",
+            Sort::NextAiring => "next airing",
+        }
+    }
+
+    pub fn next(self) -> Sort {
+        let i = Sort::ALL.iter().position(|s| *s == self).unwrap_or(0);
+        Sort::ALL[(i + 1) % Sort::ALL.len()]
+    }
+}
+
+/// The title filter typed after `/`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Filter {
+    pub query: String,
+    /// Keys go to the query (until Enter or Esc).
+    pub editing: bool,
+}
+
+/// A question about one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// Type the count done.
+    Count { key: Key, input: String },
+    /// Pick a score 0–10.
+    Score { key: Key, choice: u8 },
+    /// Pick a status.
+    Status { key: Key, choice: usize },
+    /// The last known episode is reached: mark completed?
+    Complete { key: Key },
+    /// Remove from the list?
+    Delete { key: Key },
+}
+
+impl Prompt {
+    pub fn key(&self) -> Key {
+        match self {
+            Prompt::Count { key, .. }
+            | Prompt::Score { key, .. }
+            | Prompt::Status { key, .. }
+            | Prompt::Complete { key }
+            | Prompt::Delete { key } => *key,
+        }
+    }
+}
+
+/// The details pane of one entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetailsPane {
+    pub key: Key,
+    /// `None` while loading.
+    pub details: Option<Result<Details, String>>,
+    pub cover: Option<Cover>,
+    /// Lines scrolled down.
+    pub scroll: u16,
+}
+
+/// Search over the service, to add a title.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Search {
+    pub kind: MediaKind,
+    pub input: String,
+    /// Keys go to the query; otherwise they move in the results.
+    pub editing: bool,
+    /// The query whose results are shown (or awaited).
+    pub sent: Option<String>,
+    pub searching: bool,
+    pub results: Option<Result<Vec<Found>, String>>,
+    pub selected: usize,
+    /// Choosing the status to add the selected result with.
+    pub choosing: Option<usize>,
+}
+
+/// What is drawn over the list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Overlay {
+    Help,
+    Prompt(Prompt),
+    Details(Box<DetailsPane>),
+    Search(Box<Search>),
 }
 
 /// Everything the screen shows. Changed only by `update`.
@@ -53,13 +197,26 @@ pub struct Fetching {
 pub struct Model {
     pub service: Service,
     pub account: Option<String>,
-    pub status: Status,
+    /// The kinds of list the service keeps.
+    pub kinds: Vec<MediaKind>,
+    /// The list shown: anime or manga, and which status tab.
+    pub kind: MediaKind,
+    pub tab: Status,
+    /// Every entry of every kind and status.
     pub rows: Vec<Row>,
+    /// Indexes into `rows` of the lines shown, in order (tab, filter and sort applied).
+    pub visible: Vec<usize>,
+    /// Position in `visible`.
     pub selected: usize,
-    /// First row shown.
+    /// First line shown.
     pub offset: usize,
-    /// Rows the list area can show.
+    /// Lines the list area can show.
     pub list_height: usize,
+    /// The terminal's size.
+    pub width: u16,
+    pub height: u16,
+    pub sort: Sort,
+    pub filter: Filter,
     pub fetching: Option<Fetching>,
     pub last_sync: Option<jiff::Timestamp>,
     pub link: Link,
@@ -75,11 +232,18 @@ pub struct Model {
     pub trouble: Option<String>,
     /// A passing remark (e.g. "already at the last episode").
     pub notice: Option<String>,
-    pub help: bool,
+    pub overlay: Option<Overlay>,
+    /// Entries whose "mark completed?" was answered no this run: not asked again.
+    pub declined: HashSet<Key>,
+    /// Cover art is wanted in the details pane.
+    pub images: bool,
     pub quit: bool,
     pub keys: KeyMap,
+    pub theme: Theme,
     /// Times are shown in this zone.
     pub tz: jiff::tz::TimeZone,
+    /// The time, as the runtime last set it (dates of changes, countdowns).
+    pub now: jiff::Timestamp,
 }
 
 impl Model {
@@ -92,11 +256,18 @@ impl Model {
         Model {
             service,
             account,
-            status: Status::Watching,
+            kinds: MediaKind::ALL.to_vec(),
+            kind: MediaKind::Anime,
+            tab: Status::Current,
             rows: Vec::new(),
+            visible: Vec::new(),
             selected: 0,
             offset: 0,
             list_height: 20,
+            width: 80,
+            height: 24,
+            sort: Sort::Title,
+            filter: Filter::default(),
             fetching: None,
             last_sync: None,
             link: Link::Unknown,
@@ -105,57 +276,66 @@ impl Model {
             error: None,
             trouble: None,
             notice: None,
-            help: false,
+            overlay: None,
+            declined: HashSet::new(),
+            images: true,
             quit: false,
             keys,
+            theme: Theme::default(),
             tz,
+            now: jiff::Timestamp::UNIX_EPOCH,
         }
     }
 
     /// Fills the list from the cache, with the changes still in the outbox laid over it.
     pub fn load(&mut self, entries: Vec<ListEntry>, pending: &[Op], refused: &[(Op, Held)]) {
-        self.rows = entries
-            .into_iter()
-            .map(|entry| Row {
-                confirmed: entry.progress,
-                entry,
-                pending: 0,
-                refused: None,
-            })
-            .collect();
+        self.rows = entries.into_iter().map(Row::new).collect();
         for (op, held) in refused {
-            if let Some(row) = self.rows.iter_mut().find(|r| r.entry.id == op.media_id) {
-                let Change::Progress(value) = op.change;
-                let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
-                row.refused = Some(Refusal {
-                    value,
-                    count,
-                    reason: held.reason.clone(),
-                    conflict: held.conflict.then_some(held.theirs),
-                });
-                if held.conflict {
-                    // Both sides stay visible: the row shows the user's value, the bar the other.
-                    row.entry.progress = value;
-                }
+            let Some(i) = self.row_index(op.kind, op.media_id) else {
+                continue;
+            };
+            let row = &mut self.rows[i];
+            let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
+            row.refused = Some(Refusal {
+                what: op.change.describe(op.kind),
+                count,
+                reason: held.reason.clone(),
+                conflict: held.conflict,
+            });
+            if held.conflict {
+                // Both sides stay visible: the row shows the user's value, the bar the other.
+                op.change.apply_to(&mut row.entry);
             }
         }
         for op in pending {
-            if let Some(row) = self.rows.iter_mut().find(|r| r.entry.id == op.media_id) {
-                let Change::Progress(value) = op.change;
-                row.entry.progress = value;
-                row.pending += 1;
+            let i = match self.row_index(op.kind, op.media_id) {
+                Some(i) => i,
+                None => match &op.entry {
+                    // Added from search, not confirmed yet.
+                    Some(entry) => {
+                        let mut row = Row::new((**entry).clone());
+                        row.confirmed = None;
+                        self.rows.push(row);
+                        self.rows.len() - 1
+                    }
+                    None => continue,
+                },
+            };
+            let row = &mut self.rows[i];
+            op.change.apply_to(&mut row.entry);
+            if op.change == crate::domain::Change::Remove {
+                row.removing = true;
             }
+            row.pending += 1;
         }
-        self.selected = self.selected.min(self.rows.len().saturating_sub(1));
+        super::list::refresh(self);
     }
 
     /// Takes the cache and outbox as another process left them, keeping the selection.
     pub fn reload(&mut self, entries: Vec<ListEntry>, pending: &[Op], refused: &[(Op, Held)]) {
-        let selected = self.rows.get(self.selected).map(|r| r.entry.id);
+        let selected = self.selected_key();
         self.load(entries, pending, refused);
-        if let Some(i) = selected.and_then(|id| self.rows.iter().position(|r| r.entry.id == id)) {
-            self.selected = i;
-        }
+        super::list::reselect(self, selected);
     }
 
     /// Changes not yet confirmed by the service.
@@ -163,7 +343,51 @@ impl Model {
         self.rows.iter().map(|r| r.pending).sum()
     }
 
-    pub fn row_mut(&mut self, media_id: u64) -> Option<&mut Row> {
-        self.rows.iter_mut().find(|r| r.entry.id == media_id)
+    pub fn row_index(&self, kind: MediaKind, id: u64) -> Option<usize> {
+        self.rows
+            .iter()
+            .position(|r| r.entry.id == id && r.entry.kind == kind)
+    }
+
+    pub fn row_mut(&mut self, kind: MediaKind, id: u64) -> Option<&mut Row> {
+        self.rows
+            .iter_mut()
+            .find(|r| r.entry.id == id && r.entry.kind == kind)
+    }
+
+    pub fn row(&self, key: Key) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.entry.kind == key.0 && r.entry.id == key.1)
+    }
+
+    /// The row under the selection.
+    pub fn selected_row(&self) -> Option<&Row> {
+        self.visible
+            .get(self.selected)
+            .and_then(|&i| self.rows.get(i))
+    }
+
+    pub fn selected_key(&self) -> Option<Key> {
+        self.selected_row().map(Row::key)
+    }
+
+    /// How many entries of the shown kind each status has (hidden removals not counted).
+    pub fn tab_counts(&self) -> [usize; 5] {
+        let mut counts = [0; 5];
+        for row in &self.rows {
+            if row.entry.kind == self.kind && !row.removing {
+                counts[row.entry.status.index()] += 1;
+            }
+        }
+        counts
+    }
+
+    /// Today in the user's zone, `YYYY-MM-DD`.
+    pub fn today(&self) -> String {
+        self.now
+            .to_zoned_datetime(self.tz.clone())
+            .date()
+            .to_string()
     }
 }

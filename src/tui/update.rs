@@ -1,14 +1,23 @@
 //! The only place the model changes. Pure: no I/O, no clock; work to do is returned as effects.
 
-use crossterm::event::KeyEventKind;
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
+};
 
 use super::effect::Effect;
-use super::model::{Fetching, Link, Model, Refusal, Row};
+use super::list::{refresh, reselect, scroll_into_view};
+use super::model::{
+    DetailsPane, Fetching, Key, Link, Model, Overlay, Prompt, Refusal, Row, Search,
+};
 use super::msg::Msg;
+use super::view;
 use crate::config::Action;
-use crate::domain::{Change, ListEntry};
+use crate::domain::{Change, Field, ListEntry, MediaKind, Patch, Status};
 use crate::providers::ProviderError;
 use crate::sync::Event;
+
+/// Rows taken by everything but the list: title, tabs, table header, status bar, key hints.
+pub const CHROME_ROWS: u16 = 5;
 
 pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
     match msg {
@@ -16,24 +25,21 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             if key.kind == KeyEventKind::Release {
                 return Vec::new();
             }
-            let action = model.keys.action(&key);
-            if model.help {
-                // Any key closes the help; quit still quits.
-                model.help = false;
-                if action == Some(Action::Quit) {
-                    model.quit = true;
-                }
-                return Vec::new();
-            }
-            match action {
-                Some(action) => act(model, action),
-                None => Vec::new(),
-            }
+            on_key(model, key)
         }
-        Msg::Resize(_, rows) => {
-            // Title, table header, status bar and key hints take four rows.
-            model.list_height = usize::from(rows.saturating_sub(4)).max(1);
+        Msg::Mouse(mouse) => {
+            on_mouse(model, mouse);
+            Vec::new()
+        }
+        Msg::Resize(cols, rows) => {
+            model.width = cols;
+            model.height = rows;
+            model.list_height = usize::from(rows.saturating_sub(CHROME_ROWS)).max(1);
             scroll_into_view(model);
+            Vec::new()
+        }
+        Msg::Clock(now) => {
+            model.now = now;
             Vec::new()
         }
         Msg::Tick => {
@@ -43,6 +49,30 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Sync(event) => on_sync(model, event),
+        Msg::Searched {
+            kind,
+            query,
+            result,
+        } => {
+            if let Some(Overlay::Search(search)) = &mut model.overlay
+                && search.kind == kind
+                && search.sent.as_deref() == Some(query.as_str())
+            {
+                search.searching = false;
+                search.selected = 0;
+                search.results = Some(result);
+            }
+            Vec::new()
+        }
+        Msg::DetailsLoaded { key, result } => on_details(model, key, result),
+        Msg::CoverLoaded { key, cover } => {
+            if let Some(Overlay::Details(pane)) = &mut model.overlay
+                && pane.key == key
+            {
+                pane.cover = Some(cover);
+            }
+            Vec::new()
+        }
         Msg::Shutdown => {
             model.quit = true;
             Vec::new()
@@ -50,9 +80,56 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
     }
 }
 
+fn on_key(model: &mut Model, key: KeyEvent) -> Vec<Effect> {
+    let action = model.keys.action(&key);
+    match model.overlay.take() {
+        Some(Overlay::Help) => {
+            // Any key closes the help; quit still quits.
+            if action == Some(Action::Quit) && !is_esc(&key) {
+                model.quit = true;
+            }
+            Vec::new()
+        }
+        Some(Overlay::Prompt(prompt)) => on_prompt(model, prompt, key),
+        Some(Overlay::Details(pane)) => on_details_key(model, pane, key, action),
+        Some(Overlay::Search(search)) => on_search_key(model, search, key),
+        None if model.filter.editing => {
+            on_filter_key(model, key);
+            Vec::new()
+        }
+        None => match action {
+            Some(action) => act(model, action),
+            None if is_esc(&key) && !model.filter.query.is_empty() => {
+                model.filter.query.clear();
+                refresh(model);
+                Vec::new()
+            }
+            None => Vec::new(),
+        },
+    }
+}
+
+fn is_esc(key: &KeyEvent) -> bool {
+    key.code == KeyCode::Esc
+}
+
+/// A character typed into a text field (no Ctrl/Alt).
+fn typed(key: &KeyEvent) -> Option<char> {
+    match key.code {
+        KeyCode::Char(c)
+            if !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
+            Some(c)
+        }
+        _ => None,
+    }
+}
+
 fn act(model: &mut Model, action: Action) -> Vec<Effect> {
     model.notice = None;
-    let last = model.rows.len().saturating_sub(1);
+    let last = model.visible.len().saturating_sub(1);
     let page = model.list_height.saturating_sub(1).max(1);
     match action {
         Action::Down => select(model, (model.selected + 1).min(last)),
@@ -61,12 +138,80 @@ fn act(model: &mut Model, action: Action) -> Vec<Effect> {
         Action::Bottom => select(model, last),
         Action::PageDown => select(model, (model.selected + page).min(last)),
         Action::PageUp => select(model, model.selected.saturating_sub(page)),
+        Action::NextTab => switch_tab(model, (model.tab.index() + 1) % Status::ALL.len()),
+        Action::PrevTab => switch_tab(
+            model,
+            (model.tab.index() + Status::ALL.len() - 1) % Status::ALL.len(),
+        ),
+        Action::SwitchKind => switch_kind(model),
         Action::Increment => return step(model, true),
         Action::Decrement => return step(model, false),
+        Action::SetCount => {
+            if let Some(row) = model.selected_row() {
+                let mut input = row.entry.progress.to_string();
+                if row.entry.kind == MediaKind::Manga {
+                    input = format!("{input} {}", row.entry.volumes);
+                }
+                model.overlay = Some(Overlay::Prompt(Prompt::Count {
+                    key: row.key(),
+                    input,
+                }));
+            }
+        }
+        Action::Score => {
+            if let Some(row) = model.selected_row() {
+                model.overlay = Some(Overlay::Prompt(Prompt::Score {
+                    key: row.key(),
+                    choice: row.entry.score,
+                }));
+            }
+        }
+        Action::SetStatus => {
+            if let Some(row) = model.selected_row() {
+                model.overlay = Some(Overlay::Prompt(Prompt::Status {
+                    key: row.key(),
+                    choice: row.entry.status.index(),
+                }));
+            }
+        }
+        Action::Repeat => {
+            if let Some(key) = model.selected_key() {
+                let on = model.row(key).is_some_and(|r| !r.entry.repeating);
+                let patch = Patch {
+                    repeating: Some(on),
+                    ..Patch::default()
+                };
+                return edit(model, key, Change::Set(patch));
+            }
+        }
+        Action::Delete => {
+            if let Some(key) = model.selected_key() {
+                model.overlay = Some(Overlay::Prompt(Prompt::Delete { key }));
+            }
+        }
+        Action::Details => return open_details(model),
+        Action::Add => {
+            model.overlay = Some(Overlay::Search(Box::new(Search {
+                kind: model.kind,
+                input: String::new(),
+                editing: true,
+                sent: None,
+                searching: false,
+                results: None,
+                selected: 0,
+                choosing: None,
+            })));
+        }
+        Action::Filter => model.filter.editing = true,
+        Action::Sort => {
+            model.sort = model.sort.next();
+            refresh(model);
+            model.notice = Some(format!("sorted by {}", model.sort.label()));
+        }
         Action::Refresh => return start_fetch(model),
         Action::Retry => return settle_refusal(model, true),
         Action::Discard => return settle_refusal(model, false),
-        Action::Help => model.help = true,
+        Action::Help => model.overlay = Some(Overlay::Help),
         Action::Quit => model.quit = true,
     }
     Vec::new()
@@ -77,96 +222,611 @@ fn select(model: &mut Model, index: usize) {
     scroll_into_view(model);
 }
 
-fn scroll_into_view(model: &mut Model) {
-    let height = model.list_height.max(1);
-    model.selected = model.selected.min(model.rows.len().saturating_sub(1));
-    if model.selected < model.offset {
-        model.offset = model.selected;
-    } else if model.selected >= model.offset + height {
-        model.offset = model.selected + 1 - height;
-    }
-    let max_offset = model.rows.len().saturating_sub(height);
-    model.offset = model.offset.min(max_offset);
+fn switch_tab(model: &mut Model, index: usize) {
+    model.tab = Status::ALL[index.min(Status::ALL.len() - 1)];
+    model.selected = 0;
+    model.offset = 0;
+    refresh(model);
 }
 
-/// `+` or `-` on the selected entry: shown at once, queued as one change.
-fn step(model: &mut Model, up: bool) -> Vec<Effect> {
-    let Some(row) = model.rows.get_mut(model.selected) else {
+fn switch_kind(model: &mut Model) {
+    if model.kinds.len() < 2 {
+        model.notice = Some(format!(
+            "{} keeps only {} lists",
+            model.service.display_name(),
+            model.kind.label().to_lowercase()
+        ));
+        return;
+    }
+    model.kind = model.kind.other();
+    model.selected = 0;
+    model.offset = 0;
+    refresh(model);
+}
+
+/// Shows the entry with `key`: its kind and tab, selected.
+fn go_to(model: &mut Model, key: Key) {
+    let Some(status) = model.row(key).map(|r| r.entry.status) else {
+        return;
+    };
+    model.kind = key.0;
+    model.tab = status;
+    if !model.filter.query.is_empty() {
+        model.filter.query.clear();
+    }
+    model.visible.clear();
+    refresh(model);
+    reselect(model, Some(key));
+}
+
+/// Sends a change to one entry: shown at once, queued as one request.
+fn edit(model: &mut Model, key: Key, change: Change) -> Vec<Effect> {
+    let online = model.link == Link::Online && model.login_needed.is_none();
+    let Some(row) = model.row_mut(key.0, key.1) else {
         return Vec::new();
     };
-    let base = row.entry.progress;
+    let base = change.field().of(&row.entry);
+    // Sent without looking first only when the screen shows what the service holds: this run has
+    // heard from it, nothing failed since, and the entry is not in conflict.
+    let fresh = online && !row.in_conflict();
+    change.apply_to(&mut row.entry);
+    if change == Change::Remove {
+        row.removing = true;
+    }
+    row.pending += 1;
+    row.refused = None;
+    let effect = Effect::Enqueue {
+        kind: key.0,
+        media_id: key.1,
+        change,
+        base,
+        fresh,
+        entry: None,
+    };
+    let selected = model.selected_key();
+    refresh(model);
+    // A row that moved to another tab (or was removed) leaves the selection where it was.
+    if model.selected_key() != selected {
+        scroll_into_view(model);
+    }
+    vec![effect]
+}
+
+/// The patch that sets the count done to `next`: the first count moves a planned entry to
+/// watching/reading and sets the start date.
+fn progress_patch(entry: &ListEntry, next: u32, volumes: Option<u32>, today: &str) -> Patch {
+    let mut patch = Patch::progress(next);
+    patch.volumes = volumes.filter(|v| *v != entry.volumes);
+    if next > entry.progress && entry.status == Status::Planning {
+        patch.status = Some(Status::Current);
+    }
+    if next > 0 && entry.progress == 0 && entry.start_date.is_none() {
+        patch.start_date = Some(today.to_string());
+    }
+    patch
+}
+
+/// `+` or `-` on the selected entry.
+fn step(model: &mut Model, up: bool) -> Vec<Effect> {
+    let Some(entry) = model.selected_row().map(|r| r.entry.clone()) else {
+        return Vec::new();
+    };
+    let base = entry.progress;
     let next = if up {
-        row.entry.incremented(base)
+        entry.incremented(base)
     } else {
         base.checked_sub(1)
     };
     let Some(next) = next else {
         model.notice = Some(if up {
-            format!("{} has no more episodes", row.entry.title)
+            format!("{} has no more {}", entry.title, entry.kind.units())
         } else {
-            format!("{} is at episode 0", row.entry.title)
+            format!("{} is at {} 0", entry.title, entry.kind.unit())
         });
         return Vec::new();
     };
-    // Sent without looking first only when the screen shows what the service holds: this run has
-    // heard from it, nothing failed since, and the entry is not in conflict.
-    let in_conflict = row.refused.as_ref().is_some_and(|r| r.conflict.is_some());
-    let fresh = model.link == Link::Online && model.login_needed.is_none() && !in_conflict;
-    row.entry.progress = next;
-    row.pending += 1;
-    row.refused = None;
+    let key = (entry.kind, entry.id);
+    let patch = progress_patch(&entry, next, None, &model.today());
+    let effects = edit(model, key, Change::Set(patch));
+    if up {
+        ask_completion(model, key);
+    }
+    effects
+}
+
+/// Reaching the last known episode asks, once, whether to mark the entry completed.
+fn ask_completion(model: &mut Model, key: Key) {
+    let Some(row) = model.row(key) else {
+        return;
+    };
+    let e = &row.entry;
+    if e.total == Some(e.progress)
+        && e.status != Status::Completed
+        && !model.declined.contains(&key)
+    {
+        model.overlay = Some(Overlay::Prompt(Prompt::Complete { key }));
+    }
+}
+
+/// The patch that marks an entry completed: finish date, the whole count when known, a
+/// rewatch ended.
+fn completion_patch(entry: &ListEntry, today: &str) -> Patch {
+    Patch {
+        status: Some(Status::Completed),
+        progress: entry.total.filter(|t| *t != entry.progress),
+        volumes: entry.total_volumes.filter(|t| *t != entry.volumes),
+        finish_date: Some(today.to_string()),
+        start_date: (entry.start_date.is_none() && entry.progress == 0).then(|| today.to_string()),
+        repeating: entry.repeating.then_some(false),
+        ..Patch::default()
+    }
+}
+
+fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
+    let entry_key = prompt.key();
+    let Some(entry) = model.row(entry_key).map(|r| r.entry.clone()) else {
+        return Vec::new();
+    };
+    let today = model.today();
+    let keep = |model: &mut Model, p: Prompt| {
+        model.overlay = Some(Overlay::Prompt(p));
+        Vec::new()
+    };
+    match prompt {
+        Prompt::Count { key: k, mut input } => match key.code {
+            KeyCode::Esc => Vec::new(),
+            KeyCode::Enter => {
+                let mut numbers = input.split_whitespace().map(str::parse::<u32>);
+                let count = numbers.next();
+                let volumes = numbers.next();
+                let (Some(Ok(count)), None | Some(Ok(_))) = (count, volumes.clone()) else {
+                    model.notice = Some("type a number".into());
+                    return keep(model, Prompt::Count { key: k, input });
+                };
+                let volumes = volumes.and_then(Result::ok);
+                if let Some(total) = entry.total.filter(|t| count > *t) {
+                    model.notice = Some(format!(
+                        "{} has {total} {}",
+                        entry.title,
+                        entry.kind.units()
+                    ));
+                    return keep(model, Prompt::Count { key: k, input });
+                }
+                if count == entry.progress && volumes.is_none_or(|v| v == entry.volumes) {
+                    return Vec::new();
+                }
+                let patch = progress_patch(&entry, count, volumes, &today);
+                let effects = edit(model, k, Change::Set(patch));
+                ask_completion(model, k);
+                effects
+            }
+            KeyCode::Backspace => {
+                input.pop();
+                keep(model, Prompt::Count { key: k, input })
+            }
+            _ => {
+                if let Some(c) = typed(&key).filter(|c| c.is_ascii_digit() || *c == ' ')
+                    && input.len() < 12
+                {
+                    input.push(c);
+                }
+                keep(model, Prompt::Count { key: k, input })
+            }
+        },
+        Prompt::Score { key: k, choice } => {
+            let choice = match key.code {
+                KeyCode::Esc => return Vec::new(),
+                KeyCode::Enter => {
+                    if choice == entry.score {
+                        return Vec::new();
+                    }
+                    let patch = Patch {
+                        score: Some(choice),
+                        ..Patch::default()
+                    };
+                    return edit(model, k, Change::Set(patch));
+                }
+                KeyCode::Down | KeyCode::Char('j') => choice.saturating_sub(1),
+                KeyCode::Up | KeyCode::Char('k') => (choice + 1).min(10),
+                KeyCode::Char(c @ '0'..='9') => {
+                    let n = c as u8 - b'0';
+                    // "1" then "0" is 10.
+                    if choice == 1 && n == 0 { 10 } else { n }
+                }
+                _ => choice,
+            };
+            keep(model, Prompt::Score { key: k, choice })
+        }
+        Prompt::Status { key: k, choice } => {
+            let last = Status::ALL.len() - 1;
+            let choice = match key.code {
+                KeyCode::Esc => return Vec::new(),
+                KeyCode::Enter => {
+                    let status = Status::ALL[choice.min(last)];
+                    if status == entry.status {
+                        return Vec::new();
+                    }
+                    let patch = if status == Status::Completed {
+                        completion_patch(&entry, &today)
+                    } else {
+                        Patch {
+                            status: Some(status),
+                            ..Patch::default()
+                        }
+                    };
+                    let effects = edit(model, k, Change::Set(patch));
+                    model.notice = Some(format!(
+                        "{} moved to {}",
+                        entry.title,
+                        status.label(entry.kind)
+                    ));
+                    return effects;
+                }
+                KeyCode::Down | KeyCode::Char('j') => (choice + 1).min(last),
+                KeyCode::Up | KeyCode::Char('k') => choice.saturating_sub(1),
+                KeyCode::Char(c @ '1'..='5') => usize::from(c as u8 - b'1'),
+                _ => choice,
+            };
+            keep(model, Prompt::Status { key: k, choice })
+        }
+        Prompt::Complete { key: k } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                let effects = edit(model, k, Change::Set(completion_patch(&entry, &today)));
+                model.notice = Some(format!("{} marked completed", entry.title));
+                effects
+            }
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                model.declined.insert(k);
+                Vec::new()
+            }
+            _ => keep(model, Prompt::Complete { key: k }),
+        },
+        Prompt::Delete { key: k } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => {
+                let effects = edit(model, k, Change::Remove);
+                model.notice = Some(format!("{} removed from your list", entry.title));
+                effects
+            }
+            _ => Vec::new(),
+        },
+    }
+}
+
+fn open_details(model: &mut Model) -> Vec<Effect> {
+    let Some(key) = model.selected_key() else {
+        return Vec::new();
+    };
+    model.overlay = Some(Overlay::Details(Box::new(DetailsPane {
+        key,
+        details: None,
+        cover: None,
+        scroll: 0,
+    })));
+    vec![Effect::LoadDetails { key }]
+}
+
+fn on_details(
+    model: &mut Model,
+    key: Key,
+    result: Result<crate::providers::Details, String>,
+) -> Vec<Effect> {
+    let Some(Overlay::Details(pane)) = &mut model.overlay else {
+        return Vec::new();
+    };
+    if pane.key != key {
+        return Vec::new();
+    }
+    let picture = result.as_ref().ok().and_then(|d| d.picture.clone());
+    pane.details = Some(result);
+    match picture {
+        Some(url) if model.images => {
+            let (cols, rows) = view::cover_cells(model.width, model.height);
+            if cols == 0 || rows == 0 {
+                return Vec::new();
+            }
+            vec![Effect::LoadCover {
+                key,
+                url,
+                cols,
+                rows,
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn on_details_key(
+    model: &mut Model,
+    mut pane: Box<DetailsPane>,
+    key: KeyEvent,
+    action: Option<Action>,
+) -> Vec<Effect> {
+    match (key.code, action) {
+        (KeyCode::Esc | KeyCode::Enter, _) | (_, Some(Action::Details)) => {}
+        (_, Some(Action::Quit)) => {}
+        (_, Some(Action::Down)) => {
+            pane.scroll = pane.scroll.saturating_add(1);
+            model.overlay = Some(Overlay::Details(pane));
+        }
+        (_, Some(Action::Up)) => {
+            pane.scroll = pane.scroll.saturating_sub(1);
+            model.overlay = Some(Overlay::Details(pane));
+        }
+        // Progress can be kept while reading about the entry.
+        (_, Some(action @ (Action::Increment | Action::Decrement))) => {
+            model.overlay = Some(Overlay::Details(pane));
+            let effects = step(model, action == Action::Increment);
+            return effects;
+        }
+        _ => model.overlay = Some(Overlay::Details(pane)),
+    }
+    Vec::new()
+}
+
+fn on_search_key(model: &mut Model, mut search: Box<Search>, key: KeyEvent) -> Vec<Effect> {
+    let found = search
+        .results
+        .as_ref()
+        .and_then(|r| r.as_ref().ok())
+        .map_or(0, Vec::len);
+    if let Some(choice) = search.choosing {
+        let last = Status::ALL.len() - 1;
+        match key.code {
+            KeyCode::Esc => search.choosing = None,
+            KeyCode::Down | KeyCode::Char('j') => search.choosing = Some((choice + 1).min(last)),
+            KeyCode::Up | KeyCode::Char('k') => search.choosing = Some(choice.saturating_sub(1)),
+            KeyCode::Char(c @ '1'..='5') => search.choosing = Some(usize::from(c as u8 - b'1')),
+            KeyCode::Enter => return add_found(model, &search, Status::ALL[choice.min(last)]),
+            _ => {}
+        }
+        model.overlay = Some(Overlay::Search(search));
+        return Vec::new();
+    }
+    let mut effects = Vec::new();
+    match key.code {
+        KeyCode::Esc => return Vec::new(),
+        KeyCode::Down => search.selected = (search.selected + 1).min(found.saturating_sub(1)),
+        KeyCode::Up => search.selected = search.selected.saturating_sub(1),
+        KeyCode::Tab | KeyCode::BackTab if model.kinds.len() > 1 => {
+            search.kind = search.kind.other();
+            search.results = None;
+            search.sent = None;
+            search.searching = false;
+        }
+        KeyCode::Backspace => {
+            search.input.pop();
+        }
+        KeyCode::Enter => {
+            let query = search.input.trim().to_string();
+            let stale = search.sent.as_deref() != Some(query.as_str());
+            if stale || search.results.as_ref().is_some_and(Result::is_err) {
+                if query.chars().count() < 3 {
+                    search.results = Some(Err("type at least 3 characters to search".into()));
+                } else {
+                    search.sent = Some(query.clone());
+                    search.searching = true;
+                    effects.push(Effect::Search {
+                        kind: search.kind,
+                        query,
+                    });
+                }
+            } else if let Some(f) = search
+                .results
+                .as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|r| r.get(search.selected))
+            {
+                let key = (f.entry.kind, f.entry.id);
+                if model.row(key).is_some_and(|r| !r.removing) {
+                    // Already on the list: show it there.
+                    go_to(model, key);
+                    return Vec::new();
+                }
+                search.choosing = Some(Status::Planning.index());
+            }
+        }
+        _ => {
+            if let Some(c) = typed(&key)
+                && search.input.chars().count() < 100
+            {
+                search.input.push(c);
+            }
+        }
+    }
+    model.overlay = Some(Overlay::Search(search));
+    effects
+}
+
+/// Adds the selected search result with `status`: shown at once, queued as one request.
+fn add_found(model: &mut Model, search: &Search, status: Status) -> Vec<Effect> {
+    let Some(found) = search
+        .results
+        .as_ref()
+        .and_then(|r| r.as_ref().ok())
+        .and_then(|r| r.get(search.selected))
+    else {
+        return Vec::new();
+    };
+    let today = model.today();
+    let mut entry = found.entry.clone();
+    let mut patch = Patch {
+        status: Some(status),
+        ..Patch::default()
+    };
+    if status == Status::Completed {
+        patch = completion_patch(&entry, &today);
+    }
+    let key = (entry.kind, entry.id);
+    if let Some(i) = model.row_index(key.0, key.1) {
+        // A removal of it is still on its way: the row comes back.
+        model.rows[i].removing = false;
+    } else {
+        entry.status = status;
+        let mut row = Row::new(entry.clone());
+        row.confirmed = None;
+        model.rows.push(row);
+    }
+    let title = entry.title.clone();
+    let row = model.row_mut(key.0, key.1).map(|row| {
+        let base = Field::Status.of(&row.entry) * u32::from(row.confirmed.is_some());
+        Change::Set(patch.clone()).apply_to(&mut row.entry);
+        row.pending += 1;
+        (base, row.entry.clone())
+    });
+    let Some((base, shown)) = row else {
+        return Vec::new();
+    };
+    go_to(model, key);
+    model.notice = Some(format!("added {title} to {}", status.label(key.0)));
     vec![Effect::Enqueue {
-        kind: row.entry.kind,
-        media_id: row.entry.id,
-        change: Change::Progress(next),
+        kind: key.0,
+        media_id: key.1,
+        change: Change::Set(patch),
         base,
-        fresh,
+        // Checked first: it may be on the list already, added elsewhere.
+        fresh: false,
+        entry: Some(Box::new(shown)),
     }]
+}
+
+fn on_filter_key(model: &mut Model, key: KeyEvent) {
+    match key.code {
+        KeyCode::Esc => {
+            model.filter.editing = false;
+            model.filter.query.clear();
+        }
+        KeyCode::Enter | KeyCode::Down | KeyCode::Up => model.filter.editing = false,
+        KeyCode::Backspace => {
+            model.filter.query.pop();
+        }
+        _ => {
+            if let Some(c) = typed(&key)
+                && model.filter.query.chars().count() < 100
+            {
+                model.filter.query.push(c);
+            }
+        }
+    }
+    model.selected = 0;
+    model.offset = 0;
+    refresh(model);
+    model.selected = 0;
+    scroll_into_view(model);
+}
+
+fn on_mouse(model: &mut Model, mouse: crossterm::event::MouseEvent) {
+    match mouse.kind {
+        MouseEventKind::ScrollDown => {
+            if let Some(Overlay::Details(pane)) = &mut model.overlay {
+                pane.scroll = pane.scroll.saturating_add(1);
+            } else if model.overlay.is_none() {
+                let last = model.visible.len().saturating_sub(1);
+                select(model, (model.selected + 3).min(last));
+            }
+        }
+        MouseEventKind::ScrollUp => {
+            if let Some(Overlay::Details(pane)) = &mut model.overlay {
+                pane.scroll = pane.scroll.saturating_sub(1);
+            } else if model.overlay.is_none() {
+                select(model, model.selected.saturating_sub(3));
+            }
+        }
+        MouseEventKind::Down(MouseButton::Left) if model.overlay.is_none() => {
+            if mouse.row == view::TABS_ROW {
+                if let Some(status) = view::tab_at(model, mouse.column) {
+                    switch_tab(model, status.index());
+                }
+            } else if mouse.row >= view::LIST_TOP {
+                let line = model.offset + usize::from(mouse.row - view::LIST_TOP);
+                if line < model.visible.len() && line < model.offset + model.list_height {
+                    select(model, line);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Sends the selected entry's refused change again, or drops it.
 fn settle_refusal(model: &mut Model, retry: bool) -> Vec<Effect> {
-    let Some(row) = model.rows.get_mut(model.selected) else {
+    let Some(key) = model.selected_key() else {
+        return Vec::new();
+    };
+    let (kind, media_id) = key;
+    let Some(row) = model.row_mut(kind, media_id) else {
         return Vec::new();
     };
     let Some(refusal) = row.refused.take() else {
-        model.notice = Some(format!("{} has no refused change", row.entry.title));
+        let title = row.entry.title.clone();
+        model.notice = Some(format!("{title} has no refused change"));
         return Vec::new();
     };
-    let (kind, media_id) = (row.entry.kind, row.entry.id);
-    model.error = None;
     if retry {
+        model.error = None;
+        let Some(row) = model.row_mut(kind, media_id) else {
+            return Vec::new();
+        };
         // Also "keep mine" in a conflict: the waiting changes go out as they are.
-        row.entry.progress = refusal.value;
         row.pending += refusal.count;
-        vec![Effect::RetryRefused { kind, media_id }]
-    } else {
-        // "Keep theirs" in a conflict: the service's value is the truth.
-        if let Some(Some(theirs)) = refusal.conflict {
-            row.confirmed = theirs;
-        }
-        if row.pending == 0 {
-            row.entry.progress = row.confirmed;
-        }
-        vec![Effect::DropRefused { kind, media_id }]
+        return vec![Effect::RetryRefused { kind, media_id }];
     }
+    // "Keep theirs" in a conflict: the service's state is the truth.
+    model.error = None;
+    let Some(row) = model.row_mut(kind, media_id) else {
+        return Vec::new();
+    };
+    if row.pending == 0 {
+        row.removing = false;
+        if row.confirmed.is_none() {
+            // An addition that was refused: it was never on the list.
+            if let Some(i) = model.row_index(kind, media_id) {
+                model.rows.remove(i);
+            }
+        } else {
+            row.show_confirmed();
+        }
+    }
+    refresh(model);
+    vec![Effect::DropRefused { kind, media_id }]
 }
 
 fn start_fetch(model: &mut Model) -> Vec<Effect> {
     if model.fetching.is_some() {
         return Vec::new();
     }
-    model.fetching = Some(Fetching::default());
-    vec![Effect::Fetch(model.status)]
+    model.fetching = Some(Fetching {
+        remaining: model.kinds.clone(),
+        ..Fetching::default()
+    });
+    model.kinds.iter().map(|k| Effect::Fetch(*k)).collect()
 }
 
 /// The first thing the runtime does: show the cache, then refresh it and send what is queued.
 pub fn start(model: &mut Model) -> Vec<Effect> {
+    refresh(model);
     let mut effects = start_fetch(model);
     if model.pending() > 0 {
         effects.push(Effect::SendNow);
     }
     effects
+}
+
+/// One fewer change on its way for a row; when none is left, the row shows what the service
+/// holds (or goes, when the service holds nothing).
+fn settle(model: &mut Model, key: Key, by: u32) {
+    let Some(i) = model.row_index(key.0, key.1) else {
+        return;
+    };
+    let row = &mut model.rows[i];
+    row.pending = row.pending.saturating_sub(by);
+    if row.pending == 0 && !row.in_conflict() {
+        if row.confirmed.is_none() && row.refused.is_none() {
+            model.rows.remove(i);
+            return;
+        }
+        row.removing = false;
+        row.show_confirmed();
+    }
 }
 
 fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
@@ -177,20 +837,27 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             }
         }
         Event::ListFetched {
+            kind,
             entries,
             unreadable,
             at,
         } => {
-            let meanwhile = model
-                .fetching
-                .take()
-                .map(|f| f.confirmed_meanwhile)
-                .unwrap_or_default();
+            let meanwhile = match &mut model.fetching {
+                Some(f) => {
+                    f.remaining.retain(|k| *k != kind);
+                    let meanwhile = f.confirmed_meanwhile.clone();
+                    if f.remaining.is_empty() {
+                        model.fetching = None;
+                    }
+                    meanwhile
+                }
+                None => Default::default(),
+            };
             model.last_sync = Some(at);
             model.link = Link::Online;
             model.trouble = None;
             model.login_needed = None;
-            merge(model, entries, &meanwhile, unreadable > 0);
+            merge(model, kind, entries, &meanwhile, unreadable > 0);
             if unreadable > 0 {
                 model.trouble = Some(format!(
                     "{unreadable} entr{} could not be read and keep{} {} last known values",
@@ -200,8 +867,13 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                 ));
             }
         }
-        Event::ListFailed(error) => {
-            model.fetching = None;
+        Event::ListFailed { kind, error } => {
+            if let Some(f) = &mut model.fetching {
+                f.remaining.retain(|k| *k != kind);
+                if f.remaining.is_empty() {
+                    model.fetching = None;
+                }
+            }
             let check = error.needs_login();
             failure(model, error);
             if check {
@@ -209,21 +881,22 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             }
         }
         Event::Delivered {
-            media_id, progress, ..
+            kind,
+            media_id,
+            state,
+            ..
         } => {
             if let Some(f) = &mut model.fetching {
-                f.confirmed_meanwhile.insert(media_id);
+                f.confirmed_meanwhile.insert((kind, media_id));
             }
             model.link = Link::Online;
             model.trouble = None;
             model.login_needed = None;
-            if let Some(row) = model.row_mut(media_id) {
-                row.pending = row.pending.saturating_sub(1);
-                row.confirmed = progress;
-                if row.pending == 0 {
-                    row.entry.progress = progress;
-                }
+            if let Some(row) = model.row_mut(kind, media_id) {
+                row.confirmed = state;
             }
+            settle(model, (kind, media_id), 1);
+            refresh(model);
             if model.pending() == 0 {
                 model.retry = None;
             }
@@ -233,61 +906,57 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             failure(model, error);
         }
         Event::Refused {
+            kind,
             media_id,
-            value,
+            what,
             error,
         } => {
             let reason = error.to_string();
             let retry = first_key(model, Action::Retry);
             let discard = first_key(model, Action::Discard);
-            if let Some(row) = model.row_mut(media_id) {
-                row.pending = row.pending.saturating_sub(1);
-                if row.pending == 0 {
-                    row.entry.progress = row.confirmed;
+            match model.row_mut(kind, media_id) {
+                Some(row) => {
+                    let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
+                    row.refused = Some(Refusal {
+                        what: what.clone(),
+                        count,
+                        reason: reason.clone(),
+                        conflict: false,
+                    });
+                    model.error = Some(format!(
+                        "{}: {what} refused: {reason} ({retry} retry, {discard} drop)",
+                        row.entry.title
+                    ));
+                    settle(model, (kind, media_id), 1);
                 }
-                let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
-                row.refused = Some(Refusal {
-                    value,
-                    count,
-                    reason: reason.clone(),
-                    conflict: None,
-                });
-                model.error = Some(format!(
-                    "{} → {value} refused: {reason} ({retry} retry, {discard} drop)",
-                    row.entry.title
-                ));
-            } else {
-                model.error = Some(reason);
+                None => model.error = Some(reason),
             }
+            refresh(model);
         }
         Event::Conflict {
+            kind,
             media_id,
             mine,
             theirs,
+            state,
             held,
         } => {
             let keep_mine = first_key(model, Action::Retry);
             let keep_theirs = first_key(model, Action::Discard);
-            let service = model.service.display_name();
-            if let Some(row) = model.row_mut(media_id) {
+            let service = model.service.short_name();
+            if let Some(row) = model.row_mut(kind, media_id) {
                 row.pending = row.pending.saturating_sub(held);
-                if let Some(theirs) = theirs {
-                    row.confirmed = theirs;
-                }
-                let reason = match theirs {
-                    Some(n) => format!("{service} says {n}, you set {mine}"),
-                    None => format!("removed from your list on {service}, you set {mine}"),
-                };
+                row.confirmed = state;
+                let reason = format!("{service} says {theirs}, you set {mine}");
                 let message = format!(
                     "{}: {reason} ({keep_mine} keep yours, {keep_theirs} keep {service}'s)",
                     row.entry.title
                 );
-                row.entry.progress = mine;
                 row.refused = Some(Refusal {
-                    value: mine,
+                    what: mine,
                     count: held,
                     reason,
-                    conflict: Some(theirs),
+                    conflict: true,
                 });
                 model.error = Some(message);
             }
@@ -312,15 +981,14 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             refused,
         } => {
             model.reload(entries, &pending, &refused);
-            scroll_into_view(model);
         }
-        Event::NotSaved { media_id, error } => {
-            if let Some(row) = model.row_mut(media_id) {
-                row.pending = row.pending.saturating_sub(1);
-                if row.pending == 0 {
-                    row.entry.progress = row.confirmed;
-                }
-            }
+        Event::NotSaved {
+            kind,
+            media_id,
+            error,
+        } => {
+            settle(model, (kind, media_id), 1);
+            refresh(model);
             model.error = Some(format!("change not saved: {error}"));
         }
     }
@@ -351,554 +1019,52 @@ fn failure(model: &mut Model, error: ProviderError) {
     }
 }
 
-/// Takes a freshly fetched list, keeping what the user changed and the service has not confirmed.
+/// Takes a freshly fetched list of one kind, keeping what the user changed and the service has
+/// not confirmed.
 fn merge(
     model: &mut Model,
-    mut entries: Vec<ListEntry>,
-    confirmed_meanwhile: &std::collections::HashSet<u64>,
+    kind: MediaKind,
+    entries: Vec<ListEntry>,
+    confirmed_meanwhile: &std::collections::HashSet<Key>,
     keep_missing: bool,
 ) {
-    // The same order as the cache: by title, ignoring case.
-    entries.sort_by_cached_key(|e| (e.title.to_lowercase(), e.id));
-    let selected_id = model.rows.get(model.selected).map(|r| r.entry.id);
+    let selected = model.selected_key();
+    let (mine, others): (Vec<Row>, Vec<Row>) =
+        model.rows.drain(..).partition(|r| r.entry.kind == kind);
     let mut old: std::collections::HashMap<u64, Row> =
-        model.rows.drain(..).map(|r| (r.entry.id, r)).collect();
-    model.rows = entries
-        .into_iter()
-        .map(|entry| {
-            let mut confirmed = entry.progress;
-            let prev = old.remove(&entry.id);
-            if let Some(prev) = prev
-                .as_ref()
-                .filter(|p| confirmed_meanwhile.contains(&p.entry.id))
-            {
-                confirmed = prev.confirmed;
+        mine.into_iter().map(|r| (r.entry.id, r)).collect();
+    let mut rows = others;
+    for fetched in entries.into_iter().filter(|e| e.kind == kind) {
+        let prev = old.remove(&fetched.id);
+        let mut row = Row::new(fetched);
+        if let Some(prev) = prev {
+            if confirmed_meanwhile.contains(&prev.key()) {
+                // The list was read before that change arrived: keep what it confirmed.
+                row.confirmed = prev.confirmed.clone();
+                row.show_confirmed();
             }
-            let entry = ListEntry {
-                progress: confirmed,
-                ..entry
-            };
-            match prev {
-                // Unconfirmed changes, or a conflict: the user's value stays on screen.
-                Some(prev)
-                    if prev.pending > 0
-                        || prev.refused.as_ref().is_some_and(|r| r.conflict.is_some()) =>
-                {
-                    Row {
-                        entry: ListEntry {
-                            progress: prev.entry.progress,
-                            ..entry
-                        },
-                        confirmed,
-                        pending: prev.pending,
-                        refused: prev.refused,
-                    }
-                }
-                Some(prev) => Row {
-                    entry,
-                    confirmed,
-                    pending: 0,
-                    refused: prev.refused,
-                },
-                None => Row {
-                    entry,
-                    confirmed,
-                    pending: 0,
-                    refused: None,
-                },
+            if prev.pending > 0 || prev.in_conflict() {
+                // Unconfirmed changes, or a conflict: the user's values stay on screen.
+                row.entry.set_state(&prev.entry.state());
+                row.removing = prev.removing;
             }
-        })
-        .collect();
-    if keep_missing && !old.is_empty() {
-        // Some items could not be read: the rows they may be keep what was known of them.
-        model.rows.extend(old.into_values());
-        model
-            .rows
-            .sort_by_cached_key(|r| (r.entry.title.to_lowercase(), r.entry.id));
+            row.pending = prev.pending;
+            row.refused = prev.refused;
+        }
+        rows.push(row);
     }
-    if let Some(i) = selected_id.and_then(|id| model.rows.iter().position(|r| r.entry.id == id)) {
-        model.selected = i;
-    }
-    scroll_into_view(model);
+    // Rows the answer does not have: additions on their way, and (when items could not be read)
+    // what was known.
+    rows.extend(
+        old.into_values()
+            .filter(|r| keep_missing || r.pending > 0 || r.refused.is_some()),
+    );
+    model.rows = rows;
+    model.visible.clear();
+    refresh(model);
+    reselect(model, selected);
 }
 
 #[cfg(test)]
-mod tests {
-    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-    use super::*;
-    use crate::config::KeyMap;
-    use crate::domain::{MediaKind, Service, Status};
-
-    fn entry(id: u64, title: &str, progress: u32, total: Option<u32>) -> ListEntry {
-        ListEntry::watching(id, title, progress, total, 0)
-    }
-
-    fn model(entries: Vec<ListEntry>) -> Model {
-        let mut m = Model::new(
-            Service::Mal,
-            Some("me".into()),
-            KeyMap::default(),
-            jiff::tz::TimeZone::UTC,
-        );
-        m.load(entries, &[], &[]);
-        m
-    }
-
-    fn key(c: char) -> Msg {
-        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
-    }
-
-    fn enqueued(effects: &[Effect]) -> Vec<(u64, u32, u32)> {
-        effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Enqueue {
-                    media_id,
-                    change: Change::Progress(n),
-                    base,
-                    ..
-                } => Some((*media_id, *n, *base)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn three_pluses_show_at_once_and_queue_three_ordered_changes() {
-        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
-        let mut effects = Vec::new();
-        for _ in 0..3 {
-            effects.extend(update(&mut m, key('+')));
-        }
-        assert_eq!(enqueued(&effects), vec![(1, 6, 5), (1, 7, 6), (1, 8, 7)]);
-        assert_eq!(m.rows[0].entry.progress, 8);
-        assert_eq!(m.rows[0].confirmed, 5);
-        assert_eq!(m.pending(), 3);
-        for n in [6, 7] {
-            update(
-                &mut m,
-                Msg::Sync(Event::Delivered {
-                    seq: 0,
-                    media_id: 1,
-                    progress: n,
-                }),
-            );
-            assert_eq!(
-                m.rows[0].entry.progress, 8,
-                "a confirmation of an older change must not roll back the screen"
-            );
-        }
-        update(
-            &mut m,
-            Msg::Sync(Event::Delivered {
-                seq: 0,
-                media_id: 1,
-                progress: 8,
-            }),
-        );
-        assert_eq!(
-            (m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()),
-            (8, 8, 0)
-        );
-    }
-
-    #[test]
-    fn plus_stops_at_the_known_total_and_minus_at_zero() {
-        let mut m = model(vec![
-            entry(1, "Done", 12, Some(12)),
-            entry(2, "Zero", 0, None),
-        ]);
-        assert!(update(&mut m, key('+')).is_empty());
-        assert!(m.notice.as_deref().unwrap().contains("no more episodes"));
-        assert_eq!(m.rows[0].entry.progress, 12);
-        update(&mut m, key('j'));
-        assert!(update(&mut m, key('-')).is_empty());
-        assert_eq!(m.rows[1].entry.progress, 0);
-        // An unknown total does not cap.
-        assert_eq!(enqueued(&update(&mut m, key('+'))), vec![(2, 1, 0)]);
-    }
-
-    #[test]
-    fn minus_mirrors_plus() {
-        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
-        assert_eq!(enqueued(&update(&mut m, key('-'))), vec![(1, 4, 5)]);
-        assert_eq!(m.rows[0].entry.progress, 4);
-    }
-
-    #[test]
-    fn a_fetched_list_keeps_unconfirmed_changes_on_screen() {
-        let mut m = model(vec![entry(1, "A", 5, Some(12)), entry(2, "B", 1, Some(3))]);
-        update(&mut m, key('+'));
-        let fetched = vec![
-            entry(1, "A", 5, Some(12)),
-            entry(2, "B", 2, Some(3)),
-            entry(3, "C", 0, None),
-        ];
-        update(
-            &mut m,
-            Msg::Sync(Event::ListFetched {
-                unreadable: 0,
-                entries: fetched,
-                at: jiff::Timestamp::UNIX_EPOCH,
-            }),
-        );
-        let shown: Vec<_> = m
-            .rows
-            .iter()
-            .map(|r| (r.entry.id, r.entry.progress, r.pending))
-            .collect();
-        assert_eq!(shown, vec![(1, 6, 1), (2, 2, 0), (3, 0, 0)]);
-        assert_eq!(m.link, Link::Online);
-    }
-
-    #[test]
-    fn a_list_read_before_a_confirmed_change_does_not_undo_it() {
-        let mut m = model(vec![entry(1, "A", 5, Some(12)), entry(2, "B", 1, Some(3))]);
-        update::start(&mut m);
-        update(&mut m, key('+'));
-        update(
-            &mut m,
-            Msg::Sync(Event::Delivered {
-                seq: 1,
-                media_id: 1,
-                progress: 6,
-            }),
-        );
-        // The list was read before the PATCH landed, and arrives after its confirmation.
-        let stale = vec![entry(1, "A", 5, Some(12)), entry(2, "B", 2, Some(3))];
-        update(
-            &mut m,
-            Msg::Sync(Event::ListFetched {
-                unreadable: 0,
-                entries: stale,
-                at: jiff::Timestamp::UNIX_EPOCH,
-            }),
-        );
-        let shown: Vec<_> = m
-            .rows
-            .iter()
-            .map(|r| (r.entry.progress, r.confirmed))
-            .collect();
-        assert_eq!(
-            shown,
-            vec![(6, 6), (2, 2)],
-            "entry 2 was not touched: the server's value wins"
-        );
-        // The next fetch is trusted again.
-        update(&mut m, key('r'));
-        update(
-            &mut m,
-            Msg::Sync(Event::ListFetched {
-                unreadable: 0,
-                entries: vec![entry(1, "A", 9, Some(12))],
-                at: jiff::Timestamp::UNIX_EPOCH,
-            }),
-        );
-        assert_eq!(m.rows[0].entry.progress, 9);
-    }
-
-    #[test]
-    fn a_conflict_shows_both_values_until_the_user_keeps_one() {
-        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
-        update::start(&mut m);
-        update(&mut m, key('+'));
-        update(&mut m, key('+'));
-        let conflict = Event::Conflict {
-            media_id: 1,
-            mine: 7,
-            theirs: Some(9),
-            held: 2,
-        };
-        update(&mut m, Msg::Sync(conflict.clone()));
-        assert_eq!(
-            (m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()),
-            (7, 9, 0)
-        );
-        let bar = m.error.clone().unwrap();
-        assert!(
-            bar.contains("MyAnimeList says 9, you set 7 (R keep yours, x keep MyAnimeList's)"),
-            "{bar}"
-        );
-        // A fetch does not hide the user's side.
-        update(&mut m, key('r'));
-        update(
-            &mut m,
-            Msg::Sync(Event::ListFetched {
-                unreadable: 0,
-                entries: vec![entry(1, "A", 9, Some(12))],
-                at: jiff::Timestamp::UNIX_EPOCH,
-            }),
-        );
-        assert_eq!(m.rows[0].entry.progress, 7);
-        // x keeps the service's value.
-        assert_eq!(
-            update(&mut m, key('x')),
-            vec![Effect::DropRefused {
-                kind: MediaKind::Anime,
-                media_id: 1
-            }]
-        );
-        assert_eq!(m.rows[0].entry.progress, 9);
-        // Or, the other way, R sends the user's changes.
-        update(&mut m, Msg::Sync(conflict));
-        let effects = update(
-            &mut m,
-            Msg::Key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT)),
-        );
-        assert_eq!(
-            effects,
-            vec![Effect::RetryRefused {
-                kind: MediaKind::Anime,
-                media_id: 1
-            }]
-        );
-        assert_eq!((m.rows[0].entry.progress, m.pending()), (7, 2));
-    }
-
-    #[test]
-    fn entries_that_could_not_be_read_keep_their_last_known_values() {
-        let mut m = model(vec![entry(1, "A", 5, Some(12)), entry(2, "B", 1, Some(3))]);
-        update(&mut m, key('r'));
-        update(
-            &mut m,
-            Msg::Sync(Event::ListFetched {
-                unreadable: 1,
-                entries: vec![entry(2, "B", 2, Some(3))],
-                at: jiff::Timestamp::UNIX_EPOCH,
-            }),
-        );
-        let shown: Vec<_> = m
-            .rows
-            .iter()
-            .map(|r| (r.entry.id, r.entry.progress))
-            .collect();
-        assert_eq!(shown, vec![(1, 5), (2, 2)]);
-        assert!(
-            m.trouble
-                .as_deref()
-                .unwrap()
-                .contains("1 entry could not be read")
-        );
-        // A clean sync clears the remark and trusts the list again.
-        update(&mut m, key('r'));
-        update(
-            &mut m,
-            Msg::Sync(Event::ListFetched {
-                unreadable: 0,
-                entries: vec![entry(2, "B", 2, Some(3))],
-                at: jiff::Timestamp::UNIX_EPOCH,
-            }),
-        );
-        assert_eq!(m.rows.len(), 1);
-        assert!(m.trouble.is_none());
-    }
-
-    #[test]
-    fn passing_trouble_leaves_the_bar_once_things_work() {
-        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
-        update(&mut m, key('+'));
-        update(
-            &mut m,
-            Msg::Sync(Event::Retrying {
-                media_id: 1,
-                error: ProviderError::Server("MyAnimeList is having trouble (HTTP 500)".into()),
-                next_at: jiff::Timestamp::UNIX_EPOCH,
-            }),
-        );
-        assert!(m.trouble.is_some());
-        update(
-            &mut m,
-            Msg::Sync(Event::Delivered {
-                seq: 1,
-                media_id: 1,
-                progress: 6,
-            }),
-        );
-        assert!(m.trouble.is_none() && m.retry.is_none());
-    }
-
-    #[test]
-    fn loading_lays_queued_changes_over_the_cache() {
-        let mut m = Model::new(
-            Service::Mal,
-            None,
-            KeyMap::default(),
-            jiff::tz::TimeZone::UTC,
-        );
-        let op = |seq, n| crate::domain::Op {
-            seq,
-            service: Service::Mal,
-            kind: MediaKind::Anime,
-            media_id: 1,
-            change: Change::Progress(n),
-            base: n - 1,
-            attempts: 0,
-            verified: false,
-        };
-        m.load(vec![entry(1, "A", 5, Some(12))], &[op(1, 6), op(2, 7)], &[]);
-        assert_eq!(
-            (m.rows[0].entry.progress, m.rows[0].confirmed, m.pending()),
-            (7, 5, 2)
-        );
-    }
-
-    #[test]
-    fn a_refused_change_rolls_back_to_what_the_service_holds() {
-        let mut m = model(vec![entry(1, "A", 5, Some(12))]);
-        update(&mut m, key('+'));
-        update(
-            &mut m,
-            Msg::Sync(Event::Refused {
-                media_id: 1,
-                value: 6,
-                error: ProviderError::Rejected("gone".into()),
-            }),
-        );
-        assert_eq!(m.rows[0].entry.progress, 5);
-        assert_eq!(
-            m.rows[0].refused.as_ref().map(|r| r.reason.as_str()),
-            Some("gone")
-        );
-        let error = m.error.clone().unwrap();
-        assert!(
-            error.contains("A → 6 refused: gone (R retry, x drop)"),
-            "{error}"
-        );
-
-        // R puts it back in the queue and shows it pending again.
-        assert_eq!(
-            update(
-                &mut m,
-                Msg::Key(KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT))
-            ),
-            vec![Effect::RetryRefused {
-                kind: MediaKind::Anime,
-                media_id: 1
-            }]
-        );
-        assert_eq!((m.rows[0].entry.progress, m.rows[0].pending), (6, 1));
-        assert!(m.rows[0].refused.is_none() && m.error.is_none());
-
-        // Refused again, then x drops it and the screen shows what the service holds.
-        update(
-            &mut m,
-            Msg::Sync(Event::Refused {
-                media_id: 1,
-                value: 6,
-                error: ProviderError::Rejected("gone".into()),
-            }),
-        );
-        assert_eq!(
-            update(&mut m, key('x')),
-            vec![Effect::DropRefused {
-                kind: MediaKind::Anime,
-                media_id: 1
-            }]
-        );
-        assert_eq!((m.rows[0].entry.progress, m.rows[0].pending), (5, 0));
-        assert!(update(&mut m, key('x')).is_empty());
-        assert!(m.notice.as_deref().unwrap().contains("no refused change"));
-    }
-
-    #[test]
-    fn offline_and_expired_sessions_are_remembered() {
-        let mut m = model(vec![entry(1, "A", 5, None)]);
-        update(
-            &mut m,
-            Msg::Sync(Event::ListFailed(ProviderError::Offline(
-                "cannot connect".into(),
-            ))),
-        );
-        assert!(matches!(m.link, Link::Offline(_)));
-        update(
-            &mut m,
-            Msg::Sync(Event::LoginNeeded(ProviderError::SessionExpired)),
-        );
-        assert!(m.login_needed.as_deref().unwrap().contains("malt --login"));
-        update(
-            &mut m,
-            Msg::Sync(Event::Delivered {
-                seq: 1,
-                media_id: 1,
-                progress: 5,
-            }),
-        );
-        assert!(m.login_needed.is_none());
-        assert_eq!(m.link, Link::Online);
-    }
-
-    #[test]
-    fn a_new_login_clears_the_warning_and_syncs_at_once() {
-        let mut m = model(vec![entry(1, "A", 5, None)]);
-        update::start(&mut m);
-        let effects = update(
-            &mut m,
-            Msg::Sync(Event::ListFailed(ProviderError::SessionExpired)),
-        );
-        assert_eq!(effects, vec![Effect::CheckLogin]);
-        assert!(m.login_needed.is_some());
-        update(&mut m, key('+'));
-        let effects = update(&mut m, Msg::Sync(Event::LoginRestored));
-        assert_eq!(
-            effects,
-            vec![Effect::Fetch(Status::Watching), Effect::SendNow]
-        );
-        assert!(m.login_needed.is_none());
-    }
-
-    #[test]
-    fn refresh_starts_one_fetch_at_a_time() {
-        let mut m = model(vec![]);
-        assert_eq!(update::start(&mut m), vec![Effect::Fetch(Status::Watching)]);
-        assert!(update(&mut m, key('r')).is_empty());
-        update(&mut m, Msg::Sync(Event::ListProgress(40)));
-        assert_eq!(m.fetching.as_ref().map(|f| f.received), Some(40));
-        update(
-            &mut m,
-            Msg::Sync(Event::ListFailed(ProviderError::Server("500".into()))),
-        );
-        assert_eq!(
-            update(&mut m, key('r')),
-            vec![Effect::Fetch(Status::Watching)]
-        );
-    }
-
-    #[test]
-    fn moving_scrolls_the_list() {
-        let entries = (0..50)
-            .map(|i| entry(i, &format!("T{i:02}"), 0, None))
-            .collect();
-        let mut m = model(entries);
-        update(&mut m, Msg::Resize(80, 14)); // 10 list rows
-        for _ in 0..12 {
-            update(&mut m, key('j'));
-        }
-        assert_eq!((m.selected, m.offset), (12, 3));
-        update(&mut m, key('k'));
-        assert_eq!((m.selected, m.offset), (11, 3));
-        update(
-            &mut m,
-            Msg::Key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT)),
-        );
-        assert_eq!((m.selected, m.offset), (49, 40));
-        update(&mut m, key('g'));
-        assert_eq!((m.selected, m.offset), (0, 0));
-    }
-
-    #[test]
-    fn help_opens_and_any_key_closes_it_and_q_quits() {
-        let mut m = model(vec![entry(1, "A", 5, None)]);
-        update(&mut m, key('?'));
-        assert!(m.help);
-        assert!(
-            update(&mut m, key('+')).is_empty(),
-            "keys go to the help while it is open"
-        );
-        assert!(!m.help);
-        update(&mut m, key('q'));
-        assert!(m.quit);
-    }
-
-    use super::super::update;
-}
+#[path = "update_tests.rs"]
+mod tests;

@@ -2,17 +2,26 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize};
-use ratatui::text::{Line, Span};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Table, Wrap};
 
-use super::model::{Link, Model, Row};
+use super::list::matched_chars;
+use super::model::{DetailsPane, Link, Model, Overlay, Prompt, Row, Search};
 use crate::config::Action;
+use crate::domain::airing::{countdown, local_label};
+use crate::domain::{MediaKind, Status};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
+/// The screen row of the status tabs.
+pub const TABS_ROW: u16 = 1;
+/// The screen row of the list's first line (after title, tabs and the table header).
+pub const LIST_TOP: u16 = 3;
+
 pub fn view(model: &Model, frame: &mut Frame) {
-    let [title, list, status, hints] = Layout::vertical([
+    let [title, tabs, list, status, hints] = Layout::vertical([
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Fill(1),
         Constraint::Length(1),
@@ -20,34 +29,96 @@ pub fn view(model: &Model, frame: &mut Frame) {
     ])
     .areas(frame.area());
     frame.render_widget(title_bar(model, title.width), title);
+    frame.render_widget(tab_bar(model), tabs);
     draw_list(model, frame, list);
     frame.render_widget(status_bar(model), status);
     frame.render_widget(hint_bar(model), hints);
-    if model.help {
-        draw_help(model, frame);
+    match &model.overlay {
+        Some(Overlay::Help) => draw_help(model, frame),
+        Some(Overlay::Prompt(p)) => draw_prompt(model, p, frame),
+        Some(Overlay::Details(pane)) => draw_details(model, pane, frame),
+        Some(Overlay::Search(search)) => draw_search(model, search, frame),
+        None => {}
     }
 }
 
 fn title_bar(model: &Model, width: u16) -> Line<'static> {
-    let left = format!(" malt · {} ({})", model.status.label(), model.rows.len());
+    let kinds: Vec<Span<'static>> = model
+        .kinds
+        .iter()
+        .flat_map(|k| {
+            let style = if *k == model.kind {
+                Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+            } else {
+                Style::new().add_modifier(Modifier::DIM)
+            };
+            [Span::raw(" "), Span::styled(k.label(), style)]
+        })
+        .collect();
+    let left = " malt ·";
     let right = match &model.account {
         Some(name) => format!("{name} @ {} ", model.service.display_name()),
         None => format!("{} ", model.service.display_name()),
     };
-    let used = left.chars().count() + right.chars().count();
+    let kinds_width: usize = model.kinds.iter().map(|k| k.label().len() + 1).sum();
+    let used = left.chars().count() + kinds_width + right.chars().count();
     // Where both do not fit, the account gives way to the list's name.
     let right = if used > usize::from(width) {
         String::new()
     } else {
         right
     };
-    let gap = usize::from(width).saturating_sub(left.chars().count() + right.chars().count());
-    Line::from(vec![
-        Span::styled(left, Style::new().bold()),
-        Span::raw(" ".repeat(gap)),
-        Span::styled(right, Style::new().fg(Color::Cyan)),
-    ])
-    .style(Style::new().bg(Color::Rgb(30, 30, 46)).fg(Color::White))
+    let gap = usize::from(width)
+        .saturating_sub(left.chars().count() + kinds_width + right.chars().count());
+    let mut spans = vec![Span::raw(left)];
+    spans.extend(kinds);
+    spans.push(Span::raw(" ".repeat(gap)));
+    spans.push(Span::raw(right));
+    Line::from(spans).style(model.theme.title)
+}
+
+/// The tabs' labels and where each starts and ends on the tab row.
+pub fn tab_spans(model: &Model) -> Vec<(Status, String, u16, u16)> {
+    let counts = model.tab_counts();
+    let mut x = 1u16;
+    Status::ALL
+        .into_iter()
+        .map(|s| {
+            let label = format!(" {} {} ", s.label(model.kind), counts[s.index()]);
+            let start = x;
+            let width = label.chars().count() as u16;
+            x = x.saturating_add(width + 1);
+            (s, label, start, start.saturating_add(width))
+        })
+        .collect()
+}
+
+/// The tab under column `x`.
+pub fn tab_at(model: &Model, x: u16) -> Option<Status> {
+    tab_spans(model)
+        .into_iter()
+        .find(|(_, _, start, end)| (*start..*end).contains(&x))
+        .map(|(s, ..)| s)
+}
+
+fn tab_bar(model: &Model) -> Line<'static> {
+    let mut spans = vec![Span::raw(" ")];
+    for (status, label, ..) in tab_spans(model) {
+        let style = if status == model.tab {
+            model.theme.tab_active
+        } else {
+            model.theme.tab
+        };
+        spans.push(Span::styled(label, style));
+        spans.push(Span::raw(" "));
+    }
+    if model.sort != super::model::Sort::Title {
+        spans.push(Span::styled(
+            format!(" sorted by {}", model.sort.label()),
+            model.theme.dim,
+        ));
+    }
+    Line::from(spans)
 }
 
 fn progress_text(row: &Row) -> String {
@@ -58,22 +129,98 @@ fn progress_text(row: &Row) -> String {
     format!("{} / {total}", row.entry.progress)
 }
 
-fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
+fn volumes_text(row: &Row) -> String {
+    let total = row
+        .entry
+        .total_volumes
+        .map_or_else(|| "?".to_string(), |t| t.to_string());
+    format!("{} / {total}", row.entry.volumes)
+}
+
+/// Whether an episode the user has not watched has aired (shown as a marker).
+fn new_episode(model: &Model, row: &Row) -> bool {
+    row.entry.status == Status::Current
+        && row
+            .entry
+            .media
+            .schedule
+            .as_ref()
+            .and_then(|s| s.aired(model.now))
+            .is_some_and(|aired| aired > row.entry.progress)
+}
+
+/// The next episode: its local time and a countdown.
+fn next_airing(model: &Model, row: &Row) -> Option<String> {
+    let next = row.entry.media.schedule.as_ref()?.next_episode(model.now)?;
+    let number = next
+        .number
+        .map_or_else(String::new, |n| format!("ep {n} · "));
+    let local = next.at.to_zoned_datetime(model.tz.clone());
+    // Within the week the weekday says it; further off, the date.
+    let when = if next.at.duration_since(model.now).as_hours() < 6 * 24 {
+        local.strftime("%a %H:%M").to_string()
+    } else {
+        local.strftime("%-d %b").to_string()
+    };
+    Some(format!(
+        "{number}{when} · {}",
+        countdown(model.now, next.at)
+    ))
+}
+
+/// A title with the filter's matched characters highlighted.
+fn title_spans(model: &Model, title: &str) -> Vec<Span<'static>> {
+    let matched = matched_chars(&model.filter.query, title);
+    if matched.is_empty() {
+        return vec![Span::raw(title.to_string())];
+    }
+    title
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if matched.binary_search(&i).is_ok() {
+                Span::styled(c.to_string(), model.theme.match_highlight)
+            } else {
+                Span::raw(c.to_string())
+            }
+        })
+        .collect()
+}
+
+fn empty_text(model: &Model) -> String {
+    let refresh = first_key(model, Action::Refresh);
     if model.rows.is_empty() {
-        let text = if model.fetching.is_some() {
+        if model.fetching.is_some() {
             "Loading your list…".to_string()
         } else if model.login_needed.is_some() {
             "Log in to see your list: run `malt --login` in another terminal.".to_string()
         } else if model.error.is_some() || model.trouble.is_some() {
-            "Could not load your list (the reason is below). Press r to try again.".to_string()
+            format!("Could not load your list (the reason is below). Press {refresh} to try again.")
         } else if let Link::Offline(_) = model.link {
-            "Offline, and nothing is cached yet. Press r to try again.".to_string()
+            format!("Offline, and nothing is cached yet. Press {refresh} to try again.")
         } else {
             format!(
-                "Nothing on your {} list. Press r to sync.",
-                model.status.label().to_lowercase()
+                "Nothing on your list yet. Press {} to search and add.",
+                first_key(model, Action::Add)
             )
-        };
+        }
+    } else if !model.filter.query.is_empty() {
+        format!(
+            "Nothing in {} matches “{}”.",
+            model.tab.label(model.kind),
+            model.filter.query
+        )
+    } else {
+        format!(
+            "Nothing in {} {}.",
+            model.kind.label().to_lowercase(),
+            model.tab.label(model.kind)
+        )
+    }
+}
+
+fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
+    if model.visible.is_empty() {
         let y = area.y + area.height / 2;
         let line = Rect::new(
             area.x,
@@ -81,52 +228,69 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
             area.width,
             1,
         );
-        frame.render_widget(Paragraph::new(text).centered().dim(), line);
+        frame.render_widget(
+            Paragraph::new(empty_text(model))
+                .centered()
+                .style(model.theme.dim),
+            line,
+        );
         return;
     }
-    let header =
-        TableRow::new(["  Title", "Progress", "Score", ""]).style(Style::new().bold().underlined());
+    let manga = model.kind == MediaKind::Manga;
+    let extra = if manga { "Volumes" } else { "Next episode" };
+    let header = TableRow::new(["  Title", "Progress", "Score", extra]).style(model.theme.header);
     let visible = usize::from(area.height.saturating_sub(1));
     let rows = model
-        .rows
+        .visible
         .iter()
         .enumerate()
         .skip(model.offset)
         .take(visible)
-        .map(|(i, row)| {
+        .filter_map(|(line, &i)| model.rows.get(i).map(|row| (line, row)))
+        .map(|(line, row)| {
+            let selected = line == model.selected;
             let score = if row.entry.score == 0 {
                 "-".to_string()
             } else {
                 row.entry.score.to_string()
             };
-            let mut style = Style::new();
-            if i == model.selected {
-                style = style
-                    .bg(Color::Rgb(49, 50, 68))
-                    .add_modifier(Modifier::BOLD);
+            let mut title = vec![Span::raw(if selected { "› " } else { "  " })];
+            title.extend(title_spans(model, &row.entry.title));
+            if row.entry.repeating {
+                title.push(Span::styled(" ↻", model.theme.dim));
+            }
+            if new_episode(model, row) {
+                title.push(Span::styled(" ●", model.theme.new_episode));
             }
             // The marker sits right after the count it qualifies.
             let progress = if row.pending > 0 {
                 Line::from(vec![
-                    Span::styled(progress_text(row), Style::new().fg(Color::Yellow)),
-                    Span::styled(" ↑", Style::new().fg(Color::Yellow)),
+                    Span::styled(progress_text(row), model.theme.pending),
+                    Span::styled(" ↑", model.theme.pending),
                 ])
             } else if row.refused.is_some() {
                 Line::from(vec![
                     Span::raw(progress_text(row)),
-                    Span::styled(" !", Style::new().fg(Color::Red).bold()),
+                    Span::styled(" !", model.theme.error),
                 ])
             } else {
                 Line::from(progress_text(row))
             };
+            let extra = if manga {
+                volumes_text(row)
+            } else {
+                next_airing(model, row).unwrap_or_default()
+            };
+            let style = if selected {
+                model.theme.selected
+            } else {
+                Style::new()
+            };
             TableRow::new(vec![
-                Cell::from(format!(
-                    "{}{}",
-                    if i == model.selected { "› " } else { "  " },
-                    row.entry.title
-                )),
+                Cell::from(Line::from(title)),
                 Cell::from(progress),
-                Cell::from(score),
+                Cell::from(Span::styled(score, model.theme.score)),
+                Cell::from(Span::styled(extra, model.theme.dim)),
             ])
             .style(style)
         });
@@ -136,6 +300,7 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
             Constraint::Fill(1),
             Constraint::Length(13),
             Constraint::Length(5),
+            Constraint::Length(if manga { 9 } else { 30 }),
         ],
     )
     .header(header)
@@ -144,22 +309,17 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
 }
 
 fn status_bar(model: &Model) -> Line<'static> {
-    let sep = || Span::raw(" · ").dim();
+    let sep = || Span::raw(" · ");
+    let theme = &model.theme;
     let mut spans: Vec<Span<'static>> = vec![Span::raw(" ")];
     if let Some(f) = &model.fetching {
-        spans.push(Span::styled(
-            format!(
-                "{} syncing… {} entries",
-                SPINNER[f.frame % SPINNER.len()],
-                f.received
-            ),
-            Style::new().fg(Color::Cyan),
-        ));
+        spans.push(Span::raw(format!(
+            "{} syncing… {} entries",
+            SPINNER[f.frame % SPINNER.len()],
+            f.received
+        )));
     } else if let Link::Offline(_) = model.link {
-        spans.push(Span::styled(
-            "offline",
-            Style::new().fg(Color::Yellow).bold(),
-        ));
+        spans.push(Span::styled("offline", theme.pending));
         // Waiting changes say more than the age of the list; both fit on a wide screen.
         if let (Some(at), None) = (model.last_sync, &model.retry) {
             spans.push(Span::raw(format!(
@@ -170,7 +330,7 @@ fn status_bar(model: &Model) -> Line<'static> {
     } else if let Some(at) = model.last_sync {
         spans.push(Span::raw(format!("synced {}", clock(model, at))));
     } else {
-        spans.push(Span::raw("not synced yet").dim());
+        spans.push(Span::raw("not synced yet"));
     }
     let pending = model.pending();
     if pending > 0 {
@@ -188,23 +348,20 @@ fn status_bar(model: &Model) -> Line<'static> {
             ),
             None => format!("{pending} pending"),
         };
-        spans.push(Span::styled(waiting, Style::new().fg(Color::Yellow)));
+        spans.push(Span::styled(waiting, theme.pending));
     }
     if let Some(login) = &model.login_needed {
         spans.push(sep());
-        spans.push(Span::styled(
-            login.clone(),
-            Style::new().fg(Color::Red).bold(),
-        ));
+        spans.push(Span::styled(login.clone(), theme.error));
     } else if let Some(error) = model.error.as_ref().or(model.trouble.as_ref()) {
         spans.push(sep());
-        spans.push(Span::styled(error.clone(), Style::new().fg(Color::Red)));
+        spans.push(Span::styled(error.clone(), theme.error));
     }
     if let Some(notice) = &model.notice {
         spans.push(sep());
         spans.push(Span::raw(notice.clone()));
     }
-    Line::from(spans)
+    Line::from(spans).style(theme.status_bar)
 }
 
 fn clock(model: &Model, at: jiff::Timestamp) -> String {
@@ -228,6 +385,26 @@ fn first_key(model: &Model, action: Action) -> String {
 }
 
 fn hint_bar(model: &Model) -> Line<'static> {
+    if model.filter.editing || !model.filter.query.is_empty() {
+        let cursor = if model.filter.editing { "▏" } else { "" };
+        let mut line = vec![
+            Span::styled(" / ", model.theme.match_highlight),
+            Span::raw(format!("{}{cursor}", model.filter.query)),
+            Span::styled(
+                format!(
+                    "   {} match{}",
+                    model.visible.len(),
+                    if model.visible.len() == 1 { "" } else { "es" }
+                ),
+                model.theme.dim,
+            ),
+        ];
+        if model.filter.editing {
+            line.push(Span::styled("   Enter keep · Esc clear", model.theme.dim));
+        }
+        return Line::from(line);
+    }
+    let unit = model.kind.unit();
     let hints = [
         (
             format!(
@@ -235,26 +412,40 @@ fn hint_bar(model: &Model) -> Line<'static> {
                 first_key(model, Action::Increment),
                 first_key(model, Action::Decrement)
             ),
-            "episode",
+            unit,
         ),
-        (
-            format!(
-                "{}/{}",
-                first_key(model, Action::Down),
-                first_key(model, Action::Up)
-            ),
-            "move",
-        ),
-        (first_key(model, Action::Refresh), "sync"),
-        (first_key(model, Action::Help), "help"),
+        (first_key(model, Action::NextTab), "status tab"),
+        (first_key(model, Action::Filter), "filter"),
+        (first_key(model, Action::Add), "add"),
+        (first_key(model, Action::Details), "details"),
+        (first_key(model, Action::Help), "all keys"),
         (first_key(model, Action::Quit), "quit"),
     ];
     let mut spans = vec![Span::raw(" ")];
     for (key, what) in hints {
-        spans.push(Span::styled(key, Style::new().fg(Color::Cyan).bold()));
-        spans.push(Span::raw(format!(" {what}   ")).dim());
+        spans.push(Span::styled(key, model.theme.header));
+        spans.push(Span::styled(format!(" {what}   "), model.theme.hint_bar));
     }
     Line::from(spans)
+}
+
+/// A box of at most `width`×`height` in the middle of `area`.
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
+
+fn popup_block(model: &Model, title: &str) -> Block<'static> {
+    Block::new()
+        .borders(Borders::ALL)
+        .border_style(model.theme.popup)
+        .title(format!(" {title} "))
 }
 
 fn draw_help(model: &Model, frame: &mut Frame) {
@@ -268,36 +459,447 @@ fn draw_help(model: &Model, frame: &mut Frame) {
                 .map(|k| k.label())
                 .collect();
             Line::from(vec![
-                Span::styled(
-                    format!("{:>14}", keys.join(" ")),
-                    Style::new().fg(Color::Cyan).bold(),
-                ),
+                Span::styled(format!("{:>16}", keys.join(" ")), model.theme.header),
                 Span::raw("  "),
                 Span::raw(action.description()),
             ])
         })
         .chain([
             Line::raw(""),
-            Line::from(" ↑ not confirmed yet   ! refused (see status bar)").dim(),
-            Line::from(" Any key closes this help.").dim(),
+            Line::styled(
+                " ↑ not confirmed yet  ! refused  ● new episode aired  ↻ re-watching",
+                model.theme.dim,
+            ),
+            Line::styled(" Mouse: click selects, the wheel scrolls.", model.theme.dim),
+            Line::styled(" Any key closes this help.", model.theme.dim),
         ])
         .collect();
-    let area = frame.area();
-    let width = 54.min(area.width);
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let popup = Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    );
+    let popup = centered(frame.area(), 72, lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(Block::new().borders(Borders::ALL).title(" Keys ")),
+            .block(popup_block(model, "Keys")),
         popup,
     );
+}
+
+/// Lines of a menu, the chosen one marked.
+fn menu<'a>(model: &Model, items: impl Iterator<Item = String>, chosen: usize) -> Vec<Line<'a>> {
+    items
+        .enumerate()
+        .map(|(i, item)| {
+            if i == chosen {
+                Line::styled(format!(" › {item} "), model.theme.selected)
+            } else {
+                Line::raw(format!("   {item} "))
+            }
+        })
+        .collect()
+}
+
+const SCORES: [&str; 11] = [
+    "no score",
+    "Appalling",
+    "Horrible",
+    "Very bad",
+    "Bad",
+    "Average",
+    "Fine",
+    "Good",
+    "Very good",
+    "Great",
+    "Masterpiece",
+];
+
+fn draw_prompt(model: &Model, prompt: &Prompt, frame: &mut Frame) {
+    let Some(row) = model.row(prompt.key()) else {
+        return;
+    };
+    let entry = &row.entry;
+    let (title, mut lines, hint): (&str, Vec<Line>, &str) = match prompt {
+        Prompt::Count { input, .. } => {
+            let what = if entry.kind == MediaKind::Manga {
+                "Chapters read, then volumes read (e.g. 52 6)"
+            } else {
+                "Episodes watched"
+            };
+            let of = entry
+                .total
+                .map_or_else(String::new, |t| format!(" (of {t})"));
+            (
+                "Set count",
+                vec![
+                    Line::raw(format!(" {what}{of}:")),
+                    Line::raw(format!(" > {input}▏")),
+                ],
+                "Enter set · Esc cancel",
+            )
+        }
+        Prompt::Score { choice, .. } => (
+            "Score",
+            menu(
+                model,
+                (0..=10)
+                    .rev()
+                    .map(|n| format!("{n:>2}  {}", SCORES[n as usize])),
+                usize::from(10 - (*choice).min(10)),
+            ),
+            "↑/↓ or 0-9 choose · Enter set · Esc cancel",
+        ),
+        Prompt::Status { choice, .. } => (
+            "Status",
+            menu(
+                model,
+                Status::ALL
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| format!("{} {}", i + 1, s.label(entry.kind))),
+                *choice,
+            ),
+            "↑/↓ choose · Enter set · Esc cancel",
+        ),
+        Prompt::Complete { .. } => (
+            "Completed?",
+            vec![Line::raw(format!(
+                " That was the last {}. Mark it completed?",
+                entry.kind.unit()
+            ))],
+            "y yes · n no",
+        ),
+        Prompt::Delete { .. } => (
+            "Remove",
+            vec![Line::raw(format!(
+                " Remove it from your {} list?",
+                model.service.display_name()
+            ))],
+            "y remove · any other key keeps it",
+        ),
+    };
+    lines.insert(
+        0,
+        Line::styled(format!(" {}", entry.title), model.theme.header),
+    );
+    lines.insert(1, Line::raw(""));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(format!(" {hint}"), model.theme.dim));
+    let width = lines
+        .iter()
+        .map(|l| l.width() as u16 + 3)
+        .max()
+        .unwrap_or(20)
+        .max(30);
+    let popup = centered(frame.area(), width, lines.len() as u16 + 2);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(popup_block(model, title)),
+        popup,
+    );
+}
+
+/// Where the details pane goes on a `cols`×`rows` screen.
+pub fn details_area(cols: u16, rows: u16) -> Rect {
+    let width = cols.saturating_sub(4).clamp(20.min(cols), 110);
+    let height = rows.saturating_sub(2).clamp(6.min(rows), 34);
+    centered(Rect::new(0, 0, cols, rows), width, height)
+}
+
+/// The cells the cover art gets in the details pane (0×0 when the screen is too small for it).
+pub fn cover_cells(cols: u16, rows: u16) -> (u16, u16) {
+    let area = details_area(cols, rows);
+    let inner_w = area.width.saturating_sub(2);
+    let inner_h = area.height.saturating_sub(2);
+    if inner_w < 60 || inner_h < 10 {
+        return (0, 0);
+    }
+    ((inner_w / 3).min(28), inner_h.min(20))
+}
+
+fn draw_details(model: &Model, pane: &DetailsPane, frame: &mut Frame) {
+    let area = details_area(frame.area().width, frame.area().height);
+    frame.render_widget(Clear, area);
+    let row = model.row(pane.key);
+    let title = row.map_or_else(String::new, |r| r.entry.title.clone());
+    let block = popup_block(model, &title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let (cover_w, cover_h) = cover_cells(frame.area().width, frame.area().height);
+    let text_area = if let Some(cover) = pane.cover.as_ref().filter(|_| cover_w > 0) {
+        let [art, _, text] = Layout::horizontal([
+            Constraint::Length(cover_w),
+            Constraint::Length(2),
+            Constraint::Fill(1),
+        ])
+        .areas(inner);
+        cover.render(
+            frame,
+            Rect::new(art.x, art.y, art.width, art.height.min(cover_h)),
+        );
+        text
+    } else {
+        inner
+    };
+    let label = |s: &str| Span::styled(format!("{s:<12}"), model.theme.dim);
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some(row) = row {
+        let e = &row.entry;
+        let mut mine = format!(
+            "{} · {} {}",
+            e.status.label(e.kind),
+            e.kind.units(),
+            progress_text(row)
+        );
+        if e.score > 0 {
+            mine.push_str(&format!(" · score {}", e.score));
+        }
+        if e.repeating {
+            mine.push_str(" · re-watching");
+        }
+        lines.push(Line::from(vec![label("Your list"), Span::raw(mine)]));
+        if let Some(d) = &e.start_date {
+            let finished = e
+                .finish_date
+                .as_deref()
+                .map_or_else(String::new, |f| format!(", finished {f}"));
+            lines.push(Line::from(vec![
+                label(""),
+                Span::raw(format!("started {d}{finished}")),
+            ]));
+        }
+    }
+    match &pane.details {
+        None => lines.push(Line::styled("Loading…", model.theme.dim)),
+        Some(Err(e)) => lines.push(Line::styled(
+            format!("Could not load the details: {e}"),
+            model.theme.error,
+        )),
+        Some(Ok(d)) => {
+            if let Some(alt) = &d.alt_title {
+                lines.insert(0, Line::styled(alt.clone(), model.theme.dim));
+            }
+            let kind = d.kind.unwrap_or(pane.key.0);
+            let mut facts = Vec::new();
+            if let Some(t) = &d.media_type {
+                facts.push(t.replace('_', " ").to_uppercase());
+            }
+            if let Some(n) = d.total {
+                facts.push(format!("{n} {}", kind.units()));
+            }
+            if let Some(v) = d.total_volumes {
+                facts.push(format!("{v} volumes"));
+            }
+            if let Some(s) = &d.state {
+                facts.push(s.clone());
+            }
+            lines.push(Line::from(vec![
+                label("Type"),
+                Span::raw(facts.join(" · ")),
+            ]));
+            let dates = match (&d.start_date, &d.end_date) {
+                (Some(a), Some(b)) => format!("{a} to {b}"),
+                (Some(a), None) => format!("from {a}"),
+                (None, Some(b)) => format!("until {b}"),
+                (None, None) => "unknown".into(),
+            };
+            lines.push(Line::from(vec![label("Aired"), Span::raw(dates)]));
+            if let Some(m) = &d.mean {
+                lines.push(Line::from(vec![label("Mean score"), Span::raw(m.clone())]));
+            }
+            if !d.genres.is_empty() {
+                lines.push(Line::from(vec![
+                    label("Genres"),
+                    Span::raw(d.genres.join(", ")),
+                ]));
+            }
+            if let Some(next) = d.schedule.as_ref().and_then(|s| s.next_episode(model.now)) {
+                let number = next
+                    .number
+                    .map_or_else(|| "Next episode".into(), |n| format!("Episode {n}"));
+                lines.push(Line::from(vec![
+                    label("Next"),
+                    Span::styled(
+                        format!(
+                            "{number}: {} ({})",
+                            local_label(next.at, &model.tz),
+                            countdown(model.now, next.at)
+                        ),
+                        model.theme.new_episode,
+                    ),
+                ]));
+            }
+            if let Some(synopsis) = &d.synopsis {
+                lines.push(Line::raw(""));
+                for para in synopsis.lines() {
+                    lines.push(Line::raw(para.to_string()));
+                }
+            }
+        }
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "j/k scroll · +/- progress · Esc close",
+        model.theme.dim,
+    ));
+    frame.render_widget(
+        Paragraph::new(Text::from(lines))
+            .wrap(Wrap { trim: false })
+            .scroll((pane.scroll, 0)),
+        text_area,
+    );
+}
+
+fn draw_search(model: &Model, search: &Search, frame: &mut Frame) {
+    let area = details_area(frame.area().width, frame.area().height);
+    frame.render_widget(Clear, area);
+    let title = format!(
+        "Add {} from {}",
+        search.kind.label().to_lowercase(),
+        model.service.display_name()
+    );
+    let block = popup_block(model, &title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [input, results, hint] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(" Search: ", model.theme.header),
+            Span::raw(format!("{}▏", search.input)),
+        ])),
+        input,
+    );
+    let hint_text = if search.choosing.is_some() {
+        " ↑/↓ choose the status · Enter add · Esc back"
+    } else if model.kinds.len() > 1 {
+        " Enter search / add · ↑/↓ choose · Tab anime/manga · Esc close"
+    } else {
+        " Enter search / add · ↑/↓ choose · Esc close"
+    };
+    frame.render_widget(Paragraph::new(hint_text).style(model.theme.dim), hint);
+    let found = match &search.results {
+        _ if search.searching => {
+            frame.render_widget(
+                Paragraph::new(" Searching…").style(model.theme.dim),
+                results,
+            );
+            return;
+        }
+        None => {
+            frame.render_widget(
+                Paragraph::new(" Type a title (at least 3 characters) and press Enter.")
+                    .style(model.theme.dim),
+                results,
+            );
+            return;
+        }
+        Some(Err(e)) => {
+            frame.render_widget(
+                Paragraph::new(format!(" {e}"))
+                    .style(model.theme.error)
+                    .wrap(Wrap { trim: false }),
+                results,
+            );
+            return;
+        }
+        Some(Ok(found)) if found.is_empty() => {
+            frame.render_widget(
+                Paragraph::new(format!(
+                    " Nothing found for “{}”.",
+                    search.sent.clone().unwrap_or_default()
+                ))
+                .style(model.theme.dim),
+                results,
+            );
+            return;
+        }
+        Some(Ok(found)) => found,
+    };
+    let height = usize::from(results.height.saturating_sub(1)).max(1);
+    let first = search.selected.saturating_sub(height - 1);
+    let rows = found
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(height)
+        .map(|(i, f)| {
+            let e = &f.entry;
+            let on_list = model
+                .row((e.kind, e.id))
+                .filter(|r| !r.removing)
+                .map_or_else(String::new, |r| {
+                    format!("✓ {}", r.entry.status.label(e.kind))
+                });
+            let total = e.total.map_or_else(|| "?".into(), |t| t.to_string());
+            let style = if i == search.selected {
+                model.theme.selected
+            } else {
+                Style::new()
+            };
+            TableRow::new(vec![
+                Cell::from(format!(
+                    "{}{}",
+                    if i == search.selected { "› " } else { "  " },
+                    e.title
+                )),
+                Cell::from(
+                    e.media
+                        .media_type
+                        .as_deref()
+                        .unwrap_or("")
+                        .replace('_', " ")
+                        .to_uppercase(),
+                ),
+                Cell::from(total),
+                Cell::from(f.year.map_or_else(String::new, |y| y.to_string())),
+                Cell::from(f.mean.clone().unwrap_or_else(|| "-".into())),
+                Cell::from(Span::styled(on_list, model.theme.new_episode)),
+            ])
+            .style(style)
+        });
+    let units = if search.kind == MediaKind::Manga {
+        "Ch."
+    } else {
+        "Eps"
+    };
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Fill(1),
+            Constraint::Length(7),
+            Constraint::Length(5),
+            Constraint::Length(4),
+            Constraint::Length(5),
+            Constraint::Length(16),
+        ],
+    )
+    .header(
+        TableRow::new(["  Title", "Type", units, "Year", "Mean", "On your list"])
+            .style(model.theme.header),
+    )
+    .column_spacing(1);
+    frame.render_widget(table, results);
+    if let Some(choice) = search.choosing {
+        let kind = search.kind;
+        let mut lines = vec![Line::styled(" Add as:", model.theme.header)];
+        lines.extend(menu(
+            model,
+            Status::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("{} {}", i + 1, s.label(kind))),
+            choice,
+        ));
+        let popup = centered(frame.area(), 24, lines.len() as u16 + 2);
+        frame.render_widget(Clear, popup);
+        frame.render_widget(
+            Paragraph::new(lines).block(popup_block(model, "Status")),
+            popup,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -306,12 +908,27 @@ mod tests {
     use ratatui::backend::TestBackend;
 
     use super::*;
-    use crate::config::KeyMap;
+    use crate::config::{KeyMap, Theme};
+    use crate::domain::airing::{AiringState, Schedule};
     use crate::domain::{ListEntry, Service};
-    use crate::tui::model::Fetching;
+    use crate::providers::{Details, Found};
+    use crate::tui::model::{DetailsPane, Fetching, Filter, Refusal, Sort};
 
     fn entry(id: u64, title: &str, progress: u32, total: Option<u32>, score: u8) -> ListEntry {
         ListEntry::watching(id, title, progress, total, score)
+    }
+
+    const NOW: &str = "2026-11-25T09:41:00Z";
+
+    fn airing() -> Schedule {
+        Schedule {
+            state: AiringState::Airing,
+            start_date: Some("2026-10-03".into()),
+            broadcast_day: Some("saturday".into()),
+            broadcast_time: Some("23:30".into()),
+            episodes: Some(24),
+            next_exact: None,
+        }
     }
 
     fn sample() -> Model {
@@ -321,26 +938,41 @@ mod tests {
             KeyMap::default(),
             jiff::tz::TimeZone::UTC,
         );
+        m.now = NOW.parse().unwrap();
+        let mut frieren = entry(52991, "Sousou no Frieren", 5, Some(24), 10);
+        frieren.media.schedule = Some(airing());
+        let mut steins = entry(9253, "Steins;Gate", 12, Some(24), 0);
+        steins.repeating = true;
+        let mut berserk = ListEntry::new(2, MediaKind::Manga, "Berserk", Status::Current);
+        berserk.progress = 364;
+        berserk.volumes = 41;
+        let mut done = entry(5114, "Fullmetal Alchemist: Brotherhood", 64, Some(64), 10);
+        done.status = Status::Completed;
         m.load(
             vec![
-                entry(52991, "Sousou no Frieren", 17, Some(28), 10),
+                frieren,
                 entry(21, "One Piece", 1071, None, 9),
-                entry(9253, "Steins;Gate", 12, Some(24), 0),
+                steins,
                 entry(1, "Refused One", 3, Some(12), 6),
+                berserk,
+                done,
             ],
             &[],
             &[],
         );
-        m.rows[1].entry.progress = 1072;
-        m.rows[1].pending = 1;
-        m.rows[3].refused = Some(crate::tui::model::Refusal {
-            value: 4,
+        let i = m.row_index(MediaKind::Anime, 21).unwrap();
+        m.rows[i].entry.progress = 1072;
+        m.rows[i].pending = 1;
+        let i = m.row_index(MediaKind::Anime, 1).unwrap();
+        m.rows[i].refused = Some(Refusal {
+            what: "episode 4".into(),
             count: 1,
             reason: "gone".into(),
-            conflict: None,
+            conflict: false,
         });
+        crate::tui::list::refresh(&mut m);
         m.selected = 1;
-        m.last_sync = Some("2026-11-25T09:41:00Z".parse().unwrap());
+        m.last_sync = Some(NOW.parse().unwrap());
         m
     }
 
@@ -351,8 +983,36 @@ mod tests {
     }
 
     #[test]
-    fn list_with_pending_and_refused_entries() {
-        insta::assert_snapshot!(draw(&sample(), 80, 10));
+    fn list_with_tabs_markers_and_countdown() {
+        insta::assert_snapshot!(draw(&sample(), 100, 10));
+    }
+
+    #[test]
+    fn manga_tab_shows_volumes() {
+        let mut m = sample();
+        m.kind = MediaKind::Manga;
+        crate::tui::list::refresh(&mut m);
+        insta::assert_snapshot!(draw(&m, 100, 8));
+    }
+
+    #[test]
+    fn completed_tab_sorted_by_score() {
+        let mut m = sample();
+        m.tab = Status::Completed;
+        m.sort = Sort::Score;
+        crate::tui::list::refresh(&mut m);
+        insta::assert_snapshot!(draw(&m, 100, 8));
+    }
+
+    #[test]
+    fn filter_highlights_and_counts_matches() {
+        let mut m = sample();
+        m.filter = Filter {
+            query: "stns".into(),
+            editing: true,
+        };
+        crate::tui::list::refresh(&mut m);
+        insta::assert_snapshot!(draw(&m, 100, 8));
     }
 
     #[test]
@@ -363,7 +1023,7 @@ mod tests {
             frame: 3,
             ..Default::default()
         });
-        insta::assert_snapshot!(draw(&m, 80, 10));
+        insta::assert_snapshot!(draw(&m, 100, 10));
     }
 
     #[test]
@@ -371,7 +1031,7 @@ mod tests {
         let mut m = sample();
         m.link = Link::Offline("cannot connect".into());
         m.retry = Some(("offline".into(), "2026-11-25T09:45:07Z".parse().unwrap()));
-        insta::assert_snapshot!(draw(&m, 80, 10));
+        insta::assert_snapshot!(draw(&m, 100, 10));
     }
 
     #[test]
@@ -390,7 +1050,7 @@ mod tests {
             jiff::tz::TimeZone::UTC,
         );
         m.fetching = Some(Fetching::default());
-        insta::assert_snapshot!(draw(&m, 60, 7));
+        insta::assert_snapshot!(draw(&m, 80, 7));
     }
 
     #[test]
@@ -398,13 +1058,172 @@ mod tests {
         let table: toml::Table = toml::from_str("increment = [\"l\", \"+\"]").unwrap();
         let mut m = sample();
         m.keys = KeyMap::from_table(&table).unwrap();
-        m.help = true;
-        insta::assert_snapshot!(draw(&m, 80, 20));
+        m.overlay = Some(Overlay::Help);
+        insta::assert_snapshot!(draw(&m, 90, 36));
+    }
+
+    #[test]
+    fn prompts() {
+        let mut m = sample();
+        let key = (MediaKind::Anime, 52991);
+        for (name, prompt) in [
+            (
+                "count",
+                Prompt::Count {
+                    key,
+                    input: "7".into(),
+                },
+            ),
+            ("score", Prompt::Score { key, choice: 8 }),
+            ("status", Prompt::Status { key, choice: 2 }),
+            ("complete", Prompt::Complete { key }),
+            ("delete", Prompt::Delete { key }),
+        ] {
+            m.overlay = Some(Overlay::Prompt(prompt));
+            insta::assert_snapshot!(format!("prompt_{name}"), draw(&m, 80, 20));
+        }
+    }
+
+    fn details() -> Details {
+        Details {
+            kind: Some(MediaKind::Anime),
+            id: 52991,
+            title: "Sousou no Frieren".into(),
+            alt_title: Some("Frieren: Beyond Journey's End".into()),
+            synopsis: Some(
+                "An elf mage outlives her companions.\n\nShe sets out to understand them.".into(),
+            ),
+            media_type: Some("tv".into()),
+            total: Some(24),
+            total_volumes: None,
+            state: Some("currently airing".into()),
+            start_date: Some("2026-10-03".into()),
+            end_date: None,
+            mean: Some("9.30".into()),
+            genres: vec!["Adventure".into(), "Drama".into()],
+            schedule: Some(airing()),
+            picture: None,
+        }
+    }
+
+    #[test]
+    fn details_pane_loading_and_loaded() {
+        let mut m = sample();
+        let key = (MediaKind::Anime, 52991);
+        m.overlay = Some(Overlay::Details(Box::new(DetailsPane {
+            key,
+            details: None,
+            cover: None,
+            scroll: 0,
+        })));
+        insta::assert_snapshot!("details_loading", draw(&m, 90, 20));
+        m.overlay = Some(Overlay::Details(Box::new(DetailsPane {
+            key,
+            details: Some(Ok(details())),
+            cover: None,
+            scroll: 0,
+        })));
+        insta::assert_snapshot!("details_loaded", draw(&m, 90, 20));
+    }
+
+    #[test]
+    fn search_results_and_status_choice() {
+        let mut m = sample();
+        let mut frieren = ListEntry::new(
+            52991,
+            MediaKind::Anime,
+            "Sousou no Frieren",
+            Status::Planning,
+        );
+        frieren.total = Some(24);
+        frieren.media.media_type = Some("tv".into());
+        let mut new = ListEntry::new(
+            33352,
+            MediaKind::Anime,
+            "Violet Evergarden",
+            Status::Planning,
+        );
+        new.total = Some(13);
+        new.media.media_type = Some("tv".into());
+        let mut search = Search {
+            kind: MediaKind::Anime,
+            input: "evergarden".into(),
+            editing: true,
+            sent: Some("evergarden".into()),
+            searching: false,
+            results: Some(Ok(vec![
+                Found {
+                    entry: new,
+                    year: Some(2018),
+                    mean: Some("8.68".into()),
+                },
+                Found {
+                    entry: frieren,
+                    year: Some(2023),
+                    mean: Some("9.30".into()),
+                },
+            ])),
+            selected: 0,
+            choosing: None,
+        };
+        m.overlay = Some(Overlay::Search(Box::new(search.clone())));
+        insta::assert_snapshot!("search_results", draw(&m, 100, 16));
+        search.choosing = Some(4);
+        m.overlay = Some(Overlay::Search(Box::new(search.clone())));
+        insta::assert_snapshot!("search_choose_status", draw(&m, 100, 16));
+        search.results = Some(Err("type at least 3 characters to search".into()));
+        search.choosing = None;
+        m.overlay = Some(Overlay::Search(Box::new(search)));
+        insta::assert_snapshot!("search_error", draw(&m, 100, 16));
+    }
+
+    #[test]
+    fn no_color_keeps_the_selection_visible() {
+        let mut m = sample();
+        m.theme = Theme::default().no_color();
+        let mut terminal = Terminal::new(TestBackend::new(100, 8)).unwrap();
+        terminal.draw(|f| view(&m, f)).unwrap();
+        let buffer = terminal.backend().buffer();
+        let mut colours = 0;
+        for cell in buffer.content() {
+            if cell.fg != ratatui::style::Color::Reset || cell.bg != ratatui::style::Color::Reset {
+                colours += 1;
+            }
+        }
+        assert_eq!(colours, 0, "NO_COLOR: no colour at all");
+        // The selected line (the third list line) is still marked.
+        let selected_row = LIST_TOP + 1;
+        let cell = &buffer[(5, selected_row)];
+        assert!(cell.modifier.contains(Modifier::REVERSED), "{cell:?}");
     }
 
     #[test]
     fn narrow_terminal_does_not_break() {
         insta::assert_snapshot!(draw(&sample(), 30, 6));
         insta::assert_snapshot!(draw(&sample(), 1, 1));
+        let mut m = sample();
+        m.overlay = Some(Overlay::Search(Box::new(Search {
+            kind: MediaKind::Anime,
+            input: String::new(),
+            editing: true,
+            sent: None,
+            searching: false,
+            results: None,
+            selected: 0,
+            choosing: None,
+        })));
+        draw(&m, 12, 4);
+        m.overlay = Some(Overlay::Prompt(Prompt::Score {
+            key: (MediaKind::Anime, 52991),
+            choice: 3,
+        }));
+        draw(&m, 5, 3);
+        m.overlay = Some(Overlay::Details(Box::new(DetailsPane {
+            key: (MediaKind::Anime, 52991),
+            details: Some(Ok(details())),
+            cover: None,
+            scroll: 40,
+        })));
+        draw(&m, 9, 5);
     }
 }

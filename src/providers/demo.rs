@@ -24,6 +24,8 @@ struct Work {
     airing: Option<(i64, &'static str, &'static str)>,
 }
 
+// A row of the sample table; named arguments would not read better.
+#[allow(clippy::too_many_arguments)]
 const fn anime(
     id: u64,
     title: &'static str,

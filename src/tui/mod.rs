@@ -147,9 +147,7 @@ pub async fn run(app: App) -> color_eyre::Result<()> {
             restore(info);
         }));
     }
-    // Asked before key events are read: the terminal's answer arrives on the same input.
-    let picker = app.covers.as_ref().map(|_| crate::covers::picker());
-    let result = event_loop(&mut terminal, &mut model, &app, picker).await;
+    let result = event_loop(&mut terminal, &mut model, &app).await;
     if mouse {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     }
@@ -172,7 +170,8 @@ struct Runtime {
     msgs: UnboundedSender<Msg>,
     service: Service,
     covers: Option<Arc<Covers>>,
-    picker: Option<Arc<ratatui_image::picker::Picker>>,
+    /// How to draw images on this terminal; asked once the first frame is up.
+    picker: std::sync::OnceLock<Arc<ratatui_image::picker::Picker>>,
 }
 
 impl Runtime {
@@ -281,6 +280,7 @@ impl Runtime {
                     let result = provider
                         .details(key.0, key.1)
                         .await
+                        .map(Box::new)
                         .map_err(|e| e.to_string());
                     let _ = msgs.send(Msg::DetailsLoaded { key, result });
                 });
@@ -291,7 +291,7 @@ impl Runtime {
                 cols,
                 rows,
             } => {
-                let (Some(covers), Some(picker)) = (self.covers.clone(), self.picker.clone())
+                let (Some(covers), Some(picker)) = (self.covers.clone(), self.picker.get().cloned())
                 else {
                     return;
                 };
@@ -325,7 +325,6 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     model: &mut Model,
     app: &App,
-    picker: Option<ratatui_image::picker::Picker>,
 ) -> color_eyre::Result<()> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (msgs_tx, mut msgs_rx) = mpsc::unbounded_channel();
@@ -339,7 +338,7 @@ async fn event_loop(
         msgs: msgs_tx,
         service: app.provider.service(),
         covers: app.covers.clone().map(Arc::new),
-        picker: picker.map(Arc::new),
+        picker: std::sync::OnceLock::new(),
     };
     let worker = tokio::spawn(
         sync::Worker {
@@ -429,6 +428,13 @@ async fn drive(
     update(model, Msg::Clock(jiff::Timestamp::now()));
     update(model, Msg::Resize(size.width, size.height));
     terminal.draw(|f| view(model, f))?;
+    if runtime.covers.is_some() {
+        // Asked before key events are read (the terminal answers on the same input), after the
+        // first frame so the list is not kept waiting for the answer.
+        let _ = runtime
+            .picker
+            .set(Arc::new(crate::covers::picker()));
+    }
     for effect in update::start(model) {
         runtime.perform(effect);
     }

@@ -28,7 +28,7 @@ pub enum Msg {
     /// The details of an entry arrived.
     DetailsLoaded {
         key: Key,
-        result: Result<Details, String>,
+        result: Result<Box<Details>, String>,
     },
     /// Cover art for the details pane is ready.
     CoverLoaded {

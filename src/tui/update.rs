@@ -64,7 +64,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Msg::DetailsLoaded { key, result } => on_details(model, key, result),
+        Msg::DetailsLoaded { key, result } => on_details(model, key, result.map(|d| *d)),
         Msg::CoverLoaded { key, cover } => {
             if let Some(Overlay::Details(pane)) = &mut model.overlay
                 && pane.key == key
@@ -383,7 +383,10 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
                     model.notice = Some("type a number".into());
                     return keep(model, Prompt::Count { key: k, input });
                 };
-                let volumes = volumes.and_then(Result::ok);
+                // Volumes are counted for manga only.
+                let volumes = volumes
+                    .and_then(Result::ok)
+                    .filter(|_| entry.kind == MediaKind::Manga);
                 if let Some(total) = entry.total.filter(|t| count > *t) {
                     model.notice = Some(format!(
                         "{} has {total} {}",

@@ -90,9 +90,9 @@ impl Change {
     pub fn field(&self) -> Field {
         match self {
             Change::Remove => Field::Listed,
+            Change::Set(p) if p.status.is_some() => Field::Status,
             Change::Set(p) if p.progress.is_some() => Field::Progress,
             Change::Set(p) if p.volumes.is_some() => Field::Volumes,
-            Change::Set(p) if p.status.is_some() => Field::Status,
             Change::Set(p) if p.score.is_some() => Field::Score,
             Change::Set(_) => Field::Repeating,
         }

@@ -291,7 +291,8 @@ impl Runtime {
                 cols,
                 rows,
             } => {
-                let (Some(covers), Some(picker)) = (self.covers.clone(), self.picker.get().cloned())
+                let (Some(covers), Some(picker)) =
+                    (self.covers.clone(), self.picker.get().cloned())
                 else {
                     return;
                 };
@@ -431,9 +432,7 @@ async fn drive(
     if runtime.covers.is_some() {
         // Asked before key events are read (the terminal answers on the same input), after the
         // first frame so the list is not kept waiting for the answer.
-        let _ = runtime
-            .picker
-            .set(Arc::new(crate::covers::picker()));
+        let _ = runtime.picker.set(Arc::new(crate::covers::picker()));
     }
     for effect in update::start(model) {
         runtime.perform(effect);

@@ -61,6 +61,8 @@ pub struct Refusal {
     pub reason: String,
     /// A conflict with an edit made elsewhere (the reason names both values).
     pub conflict: bool,
+    /// What the screen showed with the refused change, to show again when it is retried.
+    pub shown: Option<ListState>,
 }
 
 /// How the last contact with the service went.
@@ -135,7 +137,11 @@ pub enum Prompt {
     /// Type the count done.
     Count { key: Key, input: String },
     /// Pick a score 0–10.
-    Score { key: Key, choice: u8 },
+    Score {
+        key: Key,
+        choice: u8,
+        typed_one: bool,
+    },
     /// Pick a status.
     Status { key: Key, choice: usize },
     /// The last known episode is reached: mark completed?
@@ -296,11 +302,25 @@ impl Model {
             };
             let row = &mut self.rows[i];
             let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
+            let mut shown = row
+                .refused
+                .as_ref()
+                .and_then(|r| r.shown.clone())
+                .map_or_else(
+                    || row.entry.clone(),
+                    |s| {
+                        let mut e = row.entry.clone();
+                        e.set_state(&s);
+                        e
+                    },
+                );
+            op.change.apply_to(&mut shown);
             row.refused = Some(Refusal {
                 what: op.change.describe(op.kind),
                 count,
                 reason: held.reason.clone(),
                 conflict: held.conflict,
+                shown: Some(shown.state()),
             });
             if held.conflict {
                 // Both sides stay visible: the row shows the user's value, the bar the other.

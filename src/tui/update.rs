@@ -148,10 +148,7 @@ fn act(model: &mut Model, action: Action) -> Vec<Effect> {
         Action::Decrement => return step(model, false),
         Action::SetCount => {
             if let Some(row) = model.selected_row() {
-                let mut input = row.entry.progress.to_string();
-                if row.entry.kind == MediaKind::Manga {
-                    input = format!("{input} {}", row.entry.volumes);
-                }
+                let input = String::new();
                 model.overlay = Some(Overlay::Prompt(Prompt::Count {
                     key: row.key(),
                     input,
@@ -163,6 +160,7 @@ fn act(model: &mut Model, action: Action) -> Vec<Effect> {
                 model.overlay = Some(Overlay::Prompt(Prompt::Score {
                     key: row.key(),
                     choice: row.entry.score,
+                    typed_one: false,
                 }));
             }
         }
@@ -308,7 +306,14 @@ fn progress_patch(entry: &ListEntry, next: u32, volumes: Option<u32>, today: &st
 
 /// `+` or `-` on the selected entry.
 fn step(model: &mut Model, up: bool) -> Vec<Effect> {
-    let Some(entry) = model.selected_row().map(|r| r.entry.clone()) else {
+    let Some(key) = model.selected_key() else {
+        return Vec::new();
+    };
+    step_on(model, key, up)
+}
+
+fn step_on(model: &mut Model, key: Key, up: bool) -> Vec<Effect> {
+    let Some(entry) = model.row(key).map(|r| r.entry.clone()) else {
         return Vec::new();
     };
     let base = entry.progress;
@@ -416,7 +421,11 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
                 keep(model, Prompt::Count { key: k, input })
             }
         },
-        Prompt::Score { key: k, choice } => {
+        Prompt::Score {
+            key: k,
+            choice,
+            typed_one,
+        } => {
             let choice = match key.code {
                 KeyCode::Esc => return Vec::new(),
                 KeyCode::Enter => {
@@ -434,11 +443,22 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
                 KeyCode::Char(c @ '0'..='9') => {
                     let n = c as u8 - b'0';
                     // "1" then "0" is 10.
-                    if choice == 1 && n == 0 { 10 } else { n }
+                    if typed_one && choice == 1 && n == 0 {
+                        10
+                    } else {
+                        n
+                    }
                 }
                 _ => choice,
             };
-            keep(model, Prompt::Score { key: k, choice })
+            keep(
+                model,
+                Prompt::Score {
+                    key: k,
+                    choice,
+                    typed_one: key.code == KeyCode::Char('1'),
+                },
+            )
         }
         Prompt::Status { key: k, choice } => {
             let last = Status::ALL.len() - 1;
@@ -557,8 +577,9 @@ fn on_details_key(
         }
         // Progress can be kept while reading about the entry.
         (_, Some(action @ (Action::Increment | Action::Decrement))) => {
+            let key = pane.key;
             model.overlay = Some(Overlay::Details(pane));
-            let effects = step(model, action == Action::Increment);
+            let effects = step_on(model, key, action == Action::Increment);
             return effects;
         }
         _ => model.overlay = Some(Overlay::Details(pane)),
@@ -608,6 +629,8 @@ fn on_search_key(model: &mut Model, mut search: Box<Search>, key: KeyEvent) -> V
                 } else {
                     search.sent = Some(query.clone());
                     search.searching = true;
+                    search.results = None;
+                    search.selected = 0;
                     effects.push(Effect::Search {
                         kind: search.kind,
                         query,
@@ -660,8 +683,10 @@ fn add_found(model: &mut Model, search: &Search, status: Status) -> Vec<Effect> 
         patch = completion_patch(&entry, &today);
     }
     let key = (entry.kind, entry.id);
+    let mut was_removing = false;
     if let Some(i) = model.row_index(key.0, key.1) {
         // A removal of it is still on its way: the row comes back.
+        was_removing = model.rows[i].removing;
         model.rows[i].removing = false;
     } else {
         entry.status = status;
@@ -671,7 +696,11 @@ fn add_found(model: &mut Model, search: &Search, status: Status) -> Vec<Effect> 
     }
     let title = entry.title.clone();
     let row = model.row_mut(key.0, key.1).map(|row| {
-        let base = Field::Status.of(&row.entry) * u32::from(row.confirmed.is_some());
+        let base = if row.confirmed.is_none() || was_removing {
+            0
+        } else {
+            Change::Set(patch.clone()).field().of(&row.entry)
+        };
         Change::Set(patch.clone()).apply_to(&mut row.entry);
         row.pending += 1;
         (base, row.entry.clone())
@@ -771,6 +800,9 @@ fn settle_refusal(model: &mut Model, retry: bool) -> Vec<Effect> {
         };
         // Also "keep mine" in a conflict: the waiting changes go out as they are.
         row.pending += refusal.count;
+        if let Some(shown) = &refusal.shown {
+            row.entry.set_state(shown);
+        }
         return vec![Effect::RetryRefused { kind, media_id }];
     }
     // "Keep theirs" in a conflict: the service's state is the truth.
@@ -925,6 +957,7 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                         count,
                         reason: reason.clone(),
                         conflict: false,
+                        shown: Some(row.entry.state()),
                     });
                     model.error = Some(format!(
                         "{}: {what} refused: {reason} ({retry} retry, {discard} drop)",
@@ -960,6 +993,7 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                     count: held,
                     reason,
                     conflict: true,
+                    shown: Some(row.entry.state()),
                 });
                 model.error = Some(message);
             }

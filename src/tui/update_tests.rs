@@ -906,19 +906,18 @@ fn the_first_plus_on_a_planned_entry_starts_it_in_one_request() {
     assert_eq!(m.selected_key(), Some((A, 5)));
     let effects = update(&mut m, key('+'));
     assert_eq!(m.today(), TODAY);
-    assert_eq!(
-        enqueued(&effects),
-        vec![(
-            5,
-            set(Patch {
-                status: Some(Status::Current),
-                progress: Some(1),
-                start_date: Some(TODAY.into()),
-                ..Patch::default()
-            }),
-            0
-        )]
-    );
+    let started = set(Patch {
+        status: Some(Status::Current),
+        progress: Some(1),
+        start_date: Some(TODAY.into()),
+        ..Patch::default()
+    });
+    // Based on the entry as it was, in the field the change is checked against.
+    let base = started.field().of(&with_status(
+        entry(5, "Steins;Gate", 0, Some(24)),
+        Status::Planning,
+    ));
+    assert_eq!(enqueued(&effects), vec![(5, started, base)]);
     assert_eq!(effects.len(), 1);
     let r = row(&m, 5);
     assert_eq!((r.entry.status, r.entry.progress), (Status::Current, 1));
@@ -1200,19 +1199,14 @@ fn s_status_menu_moves_the_entry_and_completing_fills_the_count_and_date() {
         })
     );
     let effects = update(&mut m, code(KeyCode::Enter));
-    assert_eq!(
-        enqueued(&effects),
-        vec![(
-            1,
-            set(Patch {
-                status: Some(Status::Completed),
-                progress: Some(12),
-                finish_date: Some(TODAY.into()),
-                ..Patch::default()
-            }),
-            5
-        )]
-    );
+    let completed = set(Patch {
+        status: Some(Status::Completed),
+        progress: Some(12),
+        finish_date: Some(TODAY.into()),
+        ..Patch::default()
+    });
+    let base = completed.field().of(&entry(1, "A", 5, Some(12)));
+    assert_eq!(enqueued(&effects), vec![(1, completed, base)]);
     let r = row(&m, 1);
     assert_eq!(
         (
@@ -1927,4 +1921,75 @@ fn tick_animates_only_while_fetching_and_shutdown_quits() {
     assert_eq!(m.fetching.as_ref().map(|f| f.frame), Some(1));
     update(&mut m, Msg::Shutdown);
     assert!(m.quit);
+}
+
+#[test]
+fn plus_in_the_details_pane_counts_for_the_entry_shown() {
+    let mut m = model(vec![entry(1, "A", 5, Some(12)), entry(2, "B", 1, None)]);
+    assert_eq!(
+        update(&mut m, code(KeyCode::Enter)),
+        vec![Effect::LoadDetails { key: (A, 1) }]
+    );
+    // While the pane is open, a sync finds A completed elsewhere: it leaves the watching tab.
+    update(
+        &mut m,
+        fetched(
+            A,
+            vec![
+                with_status(entry(1, "A", 5, Some(12)), Status::Completed),
+                entry(2, "B", 1, None),
+            ],
+            0,
+        ),
+    );
+    assert!(matches!(&m.overlay, Some(Overlay::Details(p)) if p.key == (A, 1)));
+    let effects = update(&mut m, key('+'));
+    assert_eq!(
+        progress_enqueued(&effects),
+        vec![(1, 6, 5)],
+        "the pane shows A: + counts an episode of A, not of the line selected under it"
+    );
+    assert_eq!(row(&m, 2).entry.progress, 1);
+}
+
+#[test]
+fn enter_while_a_new_search_is_on_its_way_does_not_pick_from_the_old_results() {
+    let mut m = model(vec![]);
+    searched(
+        &mut m,
+        "frieren",
+        vec![found(52991, "Sousou no Frieren", Some(28))],
+    );
+    press(&mut m, KeyCode::Backspace, 7);
+    type_in(&mut m, "berserk");
+    assert_eq!(
+        update(&mut m, code(KeyCode::Enter)),
+        vec![Effect::Search {
+            kind: A,
+            query: "berserk".into()
+        }]
+    );
+    // The answer has not come yet: the results shown are not those of "berserk".
+    let effects = update(&mut m, code(KeyCode::Enter));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(
+        search(&m).choosing,
+        None,
+        "Frieren must not be offered for adding as a result of \"berserk\""
+    );
+    assert!(m.row((A, 52991)).is_none());
+}
+
+#[test]
+fn enter_again_while_waiting_does_not_send_the_search_twice() {
+    let mut m = model(vec![]);
+    update(&mut m, key('a'));
+    type_in(&mut m, "ab");
+    update(&mut m, code(KeyCode::Enter));
+    type_in(&mut m, "c");
+    assert_eq!(update(&mut m, code(KeyCode::Enter)).len(), 1);
+    assert!(
+        update(&mut m, code(KeyCode::Enter)).is_empty(),
+        "one request per query"
+    );
 }

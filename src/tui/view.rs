@@ -965,6 +965,7 @@ mod tests {
         m.rows[i].pending = 1;
         let i = m.row_index(MediaKind::Anime, 1).unwrap();
         m.rows[i].refused = Some(Refusal {
+            shown: None,
             what: "episode 4".into(),
             count: 1,
             reason: "gone".into(),
@@ -1074,7 +1075,14 @@ mod tests {
                     input: "7".into(),
                 },
             ),
-            ("score", Prompt::Score { key, choice: 8 }),
+            (
+                "score",
+                Prompt::Score {
+                    key,
+                    choice: 8,
+                    typed_one: false,
+                },
+            ),
             ("status", Prompt::Status { key, choice: 2 }),
             ("complete", Prompt::Complete { key }),
             ("delete", Prompt::Delete { key }),
@@ -1214,6 +1222,7 @@ mod tests {
         })));
         draw(&m, 12, 4);
         m.overlay = Some(Overlay::Prompt(Prompt::Score {
+            typed_one: false,
             key: (MediaKind::Anime, 52991),
             choice: 3,
         }));

@@ -12,7 +12,7 @@ use super::model::{
 use super::msg::Msg;
 use super::view;
 use crate::config::Action;
-use crate::domain::{Change, Field, ListEntry, MediaKind, Patch, Status};
+use crate::domain::{Change, ListEntry, MediaKind, Patch, Status};
 use crate::providers::ProviderError;
 use crate::sync::Event;
 

@@ -1,6 +1,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::*;
+use crate::domain::Field;
 use crate::config::KeyMap;
 use crate::domain::{Ack, ListState, Op, Service};
 use crate::providers::{Details, Found};

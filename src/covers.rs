@@ -1,8 +1,8 @@
 //! Cover art: a disk cache of downloaded images, the terminal's graphics protocol, and a cover
 //! ready to draw from a pure view.
 //!
-//! [`Covers::load`] gives a decoded image, from the cache or the network. [`picker`] asks the
-//! terminal once, at start-up, how it can show pictures. [`Cover::new`] fits an image into a number
+//! [`Covers::load`] gives a decoded image, from the cache or the network. [`picker`] tells from the
+//! environment how the terminal can show pictures. [`Cover::new`] fits an image into a number
 //! of cells for that terminal (CPU work: run it off the UI thread, e.g. in `spawn_blocking`), and
 //! [`Cover::render`] draws it with only `&self`, so a `Cover` can live in the model.
 
@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use image::DynamicImage;
 use ratatui::Frame;
 use ratatui::layout::{Rect, Size};
-use ratatui_image::picker::{Picker, cap_parser::QueryStdioOptions};
+use ratatui_image::FontSize;
+use ratatui_image::picker::{Picker, ProtocolType};
 use ratatui_image::protocol::Protocol;
 use ratatui_image::{FilterType, Image, Resize};
 
@@ -28,7 +29,6 @@ pub const MAX_BYTES: usize = 5 * 1024 * 1024;
 const MAX_SIDE: u32 = 8192;
 
 /// How long the terminal has to answer the graphics query.
-const QUERY_TIMEOUT_MS: i32 = 2000;
 
 /// Downloads covers and keeps them on disk. Clones share the HTTP client.
 #[derive(Clone)]
@@ -220,28 +220,57 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Asks the terminal which graphics protocol it speaks (kitty, sixel, iTerm2) and its cell size in
-/// pixels, falling back to half blocks when it does not say.
+/// How to draw images on this terminal: kitty, sixel or iTerm2 graphics when the environment says
+/// the terminal has them, half blocks otherwise.
 ///
-/// Call it once, after raw mode and the alternate screen are entered and before anything reads
-/// terminal events (crossterm's `EventStream` would swallow the answer). It blocks the calling
-/// thread until the terminal answers, for at most about two seconds; it never fails.
+/// The terminal is not asked over its input: its answer would race with the keys the app reads,
+/// and a terminal that never answers (tmux, by default) would hold the first keypresses hostage.
+/// The cell size in pixels comes from the window size the kernel knows (`TIOCGWINSZ`).
 pub fn picker() -> Picker {
-    let options = QueryStdioOptions {
-        timeout_ms: QUERY_TIMEOUT_MS,
-        ..QueryStdioOptions::default()
-    };
-    match std::panic::catch_unwind(|| Picker::from_query_stdio_with_options(options)) {
-        Ok(Ok(picker)) => {
-            tracing::debug!(protocol = ?picker.protocol_type(), font = ?picker.font_size(), "terminal graphics");
+    let env = |name: &str| std::env::var(name).unwrap_or_default();
+    let protocol = graphics_from_env(&env("TERM"), &env("TERM_PROGRAM"), |name| {
+        std::env::var_os(name).is_some()
+    });
+    let font = crossterm::terminal::window_size().ok().and_then(|w| {
+        (w.columns > 0 && w.rows > 0 && w.width >= w.columns && w.height >= w.rows)
+            .then(|| FontSize::new(w.width / w.columns, w.height / w.rows))
+    });
+    match (protocol, font) {
+        (Some(protocol), Some(font)) => {
+            let mut picker = Picker::from_fontsize(font);
+            picker.set_protocol_type(protocol);
+            tracing::debug!(?protocol, ?font, "terminal graphics");
             picker
         }
-        Ok(Err(e)) => {
-            tracing::info!(error = %e, "no terminal graphics: covers drawn with half blocks");
-            halfblocks_picker()
-        }
-        Err(_) => halfblocks_picker(),
+        _ => halfblocks_picker(),
     }
+}
+
+/// The graphics protocol a terminal is known to speak, from `TERM`, `TERM_PROGRAM` and whether
+/// some variables are set. Inside tmux or screen, images would need passthrough: half blocks.
+pub fn graphics_from_env(
+    term: &str,
+    program: &str,
+    is_set: impl Fn(&str) -> bool,
+) -> Option<ProtocolType> {
+    if is_set("TMUX") || term.starts_with("screen") || term.starts_with("tmux") {
+        return None;
+    }
+    if is_set("KITTY_WINDOW_ID") || term.contains("kitty") || term.contains("ghostty") {
+        return Some(ProtocolType::Kitty);
+    }
+    match program {
+        "iTerm.app" | "WezTerm" => return Some(ProtocolType::Iterm2),
+        "ghostty" => return Some(ProtocolType::Kitty),
+        _ => {}
+    }
+    if ["foot", "mlterm", "contour", "yaft"]
+        .iter()
+        .any(|t| term.starts_with(t))
+    {
+        return Some(ProtocolType::Sixel);
+    }
+    None
 }
 
 /// A picker that draws with half blocks and asks the terminal nothing.
@@ -307,6 +336,29 @@ impl PartialEq for Cover {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn graphics_come_from_the_environment_not_a_query() {
+        let none = |_: &str| false;
+        assert_eq!(
+            super::graphics_from_env("xterm-kitty", "", none),
+            Some(super::ProtocolType::Kitty)
+        );
+        assert_eq!(
+            super::graphics_from_env("xterm-256color", "iTerm.app", none),
+            Some(super::ProtocolType::Iterm2)
+        );
+        assert_eq!(
+            super::graphics_from_env("foot", "", none),
+            Some(super::ProtocolType::Sixel)
+        );
+        assert_eq!(super::graphics_from_env("xterm-256color", "", none), None);
+        assert_eq!(
+            super::graphics_from_env("xterm-kitty", "", |v| v == "TMUX"),
+            None,
+            "inside tmux: half blocks"
+        );
+    }
+
     use super::*;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

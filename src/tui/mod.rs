@@ -430,8 +430,7 @@ async fn drive(
     update(model, Msg::Resize(size.width, size.height));
     terminal.draw(|f| view(model, f))?;
     if runtime.covers.is_some() {
-        // Asked before key events are read (the terminal answers on the same input), after the
-        // first frame so the list is not kept waiting for the answer.
+        // After the first frame, so the list is not kept waiting.
         let _ = runtime.picker.set(Arc::new(crate::covers::picker()));
     }
     for effect in update::start(model) {

@@ -85,6 +85,9 @@ pub struct Fetching {
     /// Entries whose change the service confirmed while the list was being read: the list may
     /// predate that change, so their confirmed state is kept.
     pub confirmed_meanwhile: HashSet<Key>,
+    /// A kind's fetch in this round failed or had unreadable items: the others' success must not
+    /// clear what was said about it.
+    pub troubled: bool,
 }
 
 /// The order of the list.

@@ -877,25 +877,31 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             unreadable,
             at,
         } => {
-            let meanwhile = match &mut model.fetching {
+            let (meanwhile, troubled) = match &mut model.fetching {
                 Some(f) => {
                     f.remaining.retain(|k| *k != kind);
                     let meanwhile = f.confirmed_meanwhile.clone();
+                    let troubled = f.troubled;
+                    f.troubled |= unreadable > 0;
                     if f.remaining.is_empty() {
                         model.fetching = None;
                     }
-                    meanwhile
+                    (meanwhile, troubled)
                 }
                 None => Default::default(),
             };
             model.last_sync = Some(at);
-            model.link = Link::Online;
-            model.trouble = None;
             model.login_needed = None;
+            if !troubled {
+                // Another list of this round failed: what was said about it stays.
+                model.link = Link::Online;
+                model.trouble = None;
+            }
             merge(model, kind, entries, &meanwhile, unreadable > 0);
             if unreadable > 0 {
                 model.trouble = Some(format!(
-                    "{unreadable} entr{} could not be read and keep{} {} last known values",
+                    "{unreadable} {} entr{} could not be read and keep{} {} last known values",
+                    kind.label().to_lowercase(),
                     if unreadable == 1 { "y" } else { "ies" },
                     if unreadable == 1 { "s" } else { "" },
                     if unreadable == 1 { "its" } else { "their" },
@@ -905,11 +911,12 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
         Event::ListFailed { kind, error } => {
             if let Some(f) = &mut model.fetching {
                 f.remaining.retain(|k| *k != kind);
+                f.troubled = true;
                 if f.remaining.is_empty() {
                     model.fetching = None;
                 }
             }
-            let check = error.needs_login();
+            let check = error.needs_login() && model.login_needed.is_none();
             failure(model, error);
             if check {
                 return vec![Effect::CheckLogin];

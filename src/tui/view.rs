@@ -238,6 +238,13 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
     }
     let manga = model.kind == MediaKind::Manga;
     let extra = if manga { "Volumes" } else { "Next episode" };
+    // On a narrow screen the title comes first: the last column gives way.
+    let extra_width = match (manga, area.width) {
+        (_, w) if w < 60 => 0,
+        (true, _) => 9,
+        (false, w) if w < 90 => 0,
+        (false, _) => 30,
+    };
     let header = TableRow::new(["  Title", "Progress", "Score", extra]).style(model.theme.header);
     let visible = usize::from(area.height.saturating_sub(1));
     let rows = model
@@ -300,7 +307,7 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
             Constraint::Fill(1),
             Constraint::Length(13),
             Constraint::Length(5),
-            Constraint::Length(if manga { 9 } else { 30 }),
+            Constraint::Length(extra_width),
         ],
     )
     .header(header)

@@ -28,8 +28,6 @@ pub const MAX_BYTES: usize = 5 * 1024 * 1024;
 /// The largest width or height decoded: a 5 MB file can still claim to be a huge picture.
 const MAX_SIDE: u32 = 8192;
 
-/// How long the terminal has to answer the graphics query.
-
 /// Downloads covers and keeps them on disk. Clones share the HTTP client.
 #[derive(Clone)]
 pub struct Covers {
@@ -237,6 +235,8 @@ pub fn picker() -> Picker {
     });
     match (protocol, font) {
         (Some(protocol), Some(font)) => {
+            // Deprecated in favour of asking the terminal, which is what must not happen here.
+            #[allow(deprecated)]
             let mut picker = Picker::from_fontsize(font);
             picker.set_protocol_type(protocol);
             tracing::debug!(?protocol, ?font, "terminal graphics");

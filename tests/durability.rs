@@ -39,7 +39,7 @@ fn prequeue(home: &Home, ids: &[u64], per_entry: u32) {
                     Service::Mal,
                     MediaKind::Anime,
                     id,
-                    Change::Progress(n),
+                    Change::progress(n),
                     n - 1,
                     now,
                 )
@@ -554,25 +554,20 @@ fn a_change_left_by_a_killed_run_is_checked_before_it_is_sent() {
         // The earlier run had fetched the list (2 watched), and `+` made it 3.
         let mut store = Store::open(&db_path(&home)).expect("open the database");
         let cached = ListEntry {
-            id: 701,
-            kind: MediaKind::Anime,
-            title: "Edited Elsewhere".into(),
-            status: Status::Watching,
             progress: 2,
             total: Some(24),
-            score: 0,
-            updated_at: None,
+            ..ListEntry::new(701, MediaKind::Anime, "Edited Elsewhere", Status::Current)
         };
         let now = malt::sync::now_ms();
         store
-            .replace_entries(Service::Mal, Status::Watching, &[cached], now, false)
+            .replace_entries(Service::Mal, MediaKind::Anime, &[cached], now, false)
             .expect("cache the list");
         store
             .enqueue_fresh(
                 Service::Mal,
                 MediaKind::Anime,
                 701,
-                Change::Progress(3),
+                Change::progress(3),
                 2,
                 malt::sync::now_ms(),
             )
@@ -611,5 +606,10 @@ fn a_change_left_by_a_killed_run_is_checked_before_it_is_sent() {
     assert_eq!(held.len(), 1, "{held:?}");
     assert!(held[0].1.conflict, "held as a conflict: {held:?}");
     assert_eq!(held[0].1.theirs, Some(7), "{held:?}");
+    // The screen shows both values and how to choose.
+    tmux.wait_for("the conflict on the bar", TIMEOUT, |s| {
+        status_bar(s).contains("MAL says episode 7, you set episode 3")
+            && row_has(s, "Edited Elsewhere", "3 / 24 !")
+    });
     tmux.quit();
 }

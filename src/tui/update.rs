@@ -332,7 +332,15 @@ fn step_on(model: &mut Model, key: Key, up: bool) -> Vec<Effect> {
     };
     let key = (entry.kind, entry.id);
     let patch = progress_patch(&entry, next, None, &model.today());
+    let moved = patch.status;
     let effects = edit(model, key, Change::Set(patch));
+    if let Some(status) = moved {
+        model.notice = Some(format!(
+            "{} moved to {}",
+            entry.title,
+            status.label(entry.kind)
+        ));
+    }
     if up {
         ask_completion(model, key);
     }

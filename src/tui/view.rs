@@ -412,22 +412,36 @@ fn hint_bar(model: &Model) -> Line<'static> {
         return Line::from(line);
     }
     let unit = model.kind.unit();
-    let hints = [
-        (
-            format!(
-                "{}/{}",
-                first_key(model, Action::Increment),
-                first_key(model, Action::Decrement)
-            ),
-            unit,
+    let hint = |action, what: &str| (first_key(model, action), what.to_string());
+    let steps = (
+        format!(
+            "{}/{}",
+            first_key(model, Action::Increment),
+            first_key(model, Action::Decrement)
         ),
-        (first_key(model, Action::NextTab), "status tab"),
-        (first_key(model, Action::Filter), "filter"),
-        (first_key(model, Action::Add), "add"),
-        (first_key(model, Action::Details), "details"),
-        (first_key(model, Action::Help), "all keys"),
-        (first_key(model, Action::Quit), "quit"),
+        unit.to_string(),
+    );
+    // By use; what does not fit gives way, but help and quit always show.
+    let optional = [
+        steps,
+        hint(Action::Add, "add"),
+        hint(Action::Filter, "filter"),
+        hint(Action::Details, "details"),
+        hint(Action::NextTab, "status tab"),
     ];
+    let always = [hint(Action::Help, "all keys"), hint(Action::Quit, "quit")];
+    let width = |(k, w): &(String, String)| k.chars().count() + w.chars().count() + 4;
+    let mut room = usize::from(model.width)
+        .saturating_sub(1)
+        .saturating_sub(always.iter().map(width).sum());
+    let mut hints = Vec::new();
+    for h in optional {
+        if width(&h) <= room {
+            room -= width(&h);
+            hints.push(h);
+        }
+    }
+    hints.extend(always);
     let mut spans = vec![Span::raw(" ")];
     for (key, what) in hints {
         spans.push(Span::styled(key, model.theme.header));
@@ -456,7 +470,7 @@ fn popup_block(model: &Model, title: &str) -> Block<'static> {
 }
 
 fn draw_help(model: &Model, frame: &mut Frame) {
-    let lines: Vec<Line> = Action::ALL
+    let bindings: Vec<(String, &str)> = Action::ALL
         .into_iter()
         .map(|action| {
             let keys: Vec<String> = model
@@ -465,23 +479,42 @@ fn draw_help(model: &Model, frame: &mut Frame) {
                 .iter()
                 .map(|k| k.label())
                 .collect();
-            Line::from(vec![
-                Span::styled(format!("{:>16}", keys.join(" ")), model.theme.header),
-                Span::raw("  "),
-                Span::raw(action.description()),
-            ])
+            (keys.join(" "), action.description())
         })
-        .chain([
-            Line::raw(""),
-            Line::styled(
-                " ↑ not confirmed yet  ! refused  ● new episode aired  ↻ re-watching",
-                model.theme.dim,
-            ),
-            Line::styled(" Mouse: click selects, the wheel scrolls.", model.theme.dim),
-            Line::styled(" Any key closes this help.", model.theme.dim),
-        ])
         .collect();
-    let popup = centered(frame.area(), 72, lines.len() as u16 + 2);
+    let footer = [
+        " ↑ not confirmed  ! refused  ● new episode  ↻ re-watching",
+        " Mouse: click selects, the wheel scrolls. Any key closes this help.",
+    ];
+    let area = frame.area();
+    // One column when it fits the height, two side by side otherwise.
+    let columns = if bindings.len() + footer.len() + 3 > usize::from(area.height) {
+        2
+    } else {
+        1
+    };
+    let per_column = bindings.len().div_ceil(columns);
+    let cell = |(keys, what): &(String, &str)| {
+        vec![
+            Span::styled(format!("{keys:>16}"), model.theme.header),
+            Span::raw(format!("  {what:<36}")),
+        ]
+    };
+    let mut lines: Vec<Line> = (0..per_column)
+        .map(|row| {
+            let mut spans = Vec::new();
+            for column in 0..columns {
+                if let Some(b) = bindings.get(column * per_column + row) {
+                    spans.extend(cell(b));
+                }
+            }
+            Line::from(spans)
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.extend(footer.iter().map(|f| Line::styled(*f, model.theme.dim)));
+    let width = if columns == 2 { 112 } else { 72 };
+    let popup = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
@@ -659,8 +692,14 @@ fn draw_details(model: &Model, pane: &DetailsPane, frame: &mut Frame) {
         if e.score > 0 {
             mine.push_str(&format!(" · score {}", e.score));
         }
+        if e.kind == MediaKind::Manga {
+            mine.push_str(&format!(" · volumes {}", volumes_text(row)));
+        }
         if e.repeating {
-            mine.push_str(" · re-watching");
+            mine.push_str(match e.kind {
+                MediaKind::Anime => " · re-watching",
+                MediaKind::Manga => " · re-reading",
+            });
         }
         lines.push(Line::from(vec![label("Your list"), Span::raw(mine)]));
         if let Some(d) = &e.start_date {
@@ -708,7 +747,12 @@ fn draw_details(model: &Model, pane: &DetailsPane, frame: &mut Frame) {
                 (None, Some(b)) => format!("until {b}"),
                 (None, None) => "unknown".into(),
             };
-            lines.push(Line::from(vec![label("Aired"), Span::raw(dates)]));
+            let aired = if kind == MediaKind::Manga {
+                "Published"
+            } else {
+                "Aired"
+            };
+            lines.push(Line::from(vec![label(aired), Span::raw(dates)]));
             if let Some(m) = &d.mean {
                 lines.push(Line::from(vec![label("Mean score"), Span::raw(m.clone())]));
             }

@@ -677,11 +677,24 @@ pub fn row_has(screen: &str, title: &str, text: &str) -> bool {
     row(screen, title).is_some_and(|l| l.contains(text))
 }
 
+/// The title bar (the first line): ` malt · Anime Manga …  user @ MyAnimeList`.
+pub fn title_bar(screen: &str) -> &str {
+    screen.lines().next().unwrap_or("")
+}
+
+/// The status tabs (the second line): `  Watching 4   Completed 1   On hold 0 …`.
+pub fn tab_bar(screen: &str) -> &str {
+    screen.lines().nth(1).unwrap_or("")
+}
+
+/// Whether `line` is the key-hint line: `+/- episode` (or `chapter`) … `q quit`.
+fn is_hint_line(line: &str) -> bool {
+    (line.contains("episode") || line.contains("chapter")) && line.contains("quit")
+}
+
 /// The key-hint line (the last line of the layout).
 pub fn hint_line(screen: &str) -> Option<&str> {
-    screen
-        .lines()
-        .rfind(|l| l.contains("episode") && l.contains("quit"))
+    screen.lines().rfind(|l| is_hint_line(l))
 }
 
 /// The status bar: the line above the key hints.
@@ -689,7 +702,7 @@ pub fn status_bar(screen: &str) -> &str {
     let lines: Vec<&str> = screen.lines().collect();
     lines
         .iter()
-        .rposition(|l| l.contains("episode") && l.contains("quit"))
+        .rposition(|l| is_hint_line(l))
         .and_then(|i| i.checked_sub(1))
         .map_or("", |i| lines[i])
 }
@@ -699,8 +712,8 @@ pub fn status_bar(screen: &str) -> &str {
 // ---------------------------------------------------------------------------------------------
 
 /// A list with an NSFW ("gray") entry, one whose episode count is unknown (MAL says 0), and one
-/// that is not being watched (so not on the Watching screen). Sorted by title on screen:
-/// Bocchi, Kill la Kill, Mushishi, One Piece.
+/// that is completed (so on the Completed tab, not on the Watching tab malt opens on). Sorted by
+/// title on the Watching tab: Bocchi, Kill la Kill, Mushishi, One Piece.
 pub fn seed(fake: &FakeMal) {
     fake.add_anime(Anime {
         watched: 5,
@@ -727,7 +740,7 @@ pub fn seed(fake: &FakeMal) {
     });
 }
 
-/// The titles [`seed`] puts on the Watching screen, in screen order.
+/// The titles [`seed`] puts on the Watching tab, in screen order.
 pub const TITLES: [&str; 4] = ["Bocchi the Rock!", "Kill la Kill", "Mushishi", "One Piece"];
 
 /// Every one of `titles` is on screen and the status bar says the list is synced.
@@ -747,6 +760,15 @@ pub fn patched(fake: &FakeMal, id: u64) -> Vec<String> {
         .filter(|p| p.id == id)
         .map(|p| p.get("num_watched_episodes").unwrap_or("?").to_string())
         .collect()
+}
+
+/// How many times the fake was asked for the anime list (each sync asks once for the anime list
+/// and once for the manga list).
+pub fn list_fetches(fake: &FakeMal) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/animelist"))
+        .count()
 }
 
 /// Polls `cond` (every 50 ms, see [`Tmux::poll_every`]); panics with `what` (and the screen)

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use malt::auth::{TokenFile, TokenSet};
-use malt::config::{Config, KeyMap};
+use malt::config::{Config, KeyMap, Theme};
 use malt::domain::{ListEntry, MediaKind, Service, Status};
 use malt::providers::mal::Mal;
 use malt::providers::{self, Provider};
@@ -392,14 +392,11 @@ fn list_entries(items: &[Item]) -> Vec<ListEntry> {
     items
         .iter()
         .map(|it| ListEntry {
-            id: it.id,
-            kind: MediaKind::Anime,
-            title: it.title.clone(),
-            status: Status::Watching,
             progress: it.progress,
             total: (it.episodes > 0).then_some(it.episodes),
             score: it.score,
             updated_at: Some("2026-01-15T10:00:00+00:00".into()),
+            ..ListEntry::new(it.id, MediaKind::Anime, &it.title, Status::Current)
         })
         .collect()
 }
@@ -408,7 +405,7 @@ fn list_entries(items: &[Item]) -> Vec<ListEntry> {
 fn write_database(path: &Path, entries: &[ListEntry]) -> Res<()> {
     let mut store = Store::open(path).map_err(ctx("open the database"))?;
     store
-        .replace_entries(Service::Mal, Status::Watching, entries, i64::MAX, false)
+        .replace_entries(Service::Mal, MediaKind::Anime, entries, i64::MAX, false)
         .and_then(|()| store.set_meta(Service::Mal, "account", "benchuser"))
         .and_then(|()| store.set_meta(Service::Mal, "last_sync", "2026-01-15T10:00:00Z"))
         .map_err(ctx("fill the database"))
@@ -481,6 +478,8 @@ fn in_process(dir: &Path, table: &mut Table) -> Res<()> {
             provider: provider.clone(),
             db: Db::spawn(store),
             keys: KeyMap::default(),
+            theme: Theme::default(),
+            covers: None,
             warning: None,
         };
         let mut model = runtime

@@ -15,7 +15,9 @@ cargo_fuzz=(cargo ${FUZZ_TOOLCHAIN:-} fuzz)
 declare -A seeds=(
   [list_page]="$fixtures"
   [list_status]="$fixtures"
-  [my_progress]="$fixtures"
+  [my_status]="$fixtures"
+  [search]="$fixtures"
+  [details]="$fixtures"
   [user]="$fixtures"
   [error_body]="$fixtures seeds/token"
   [token]="$fixtures seeds/token"
@@ -23,7 +25,8 @@ declare -A seeds=(
   [pasted]="seeds/pasted"
 )
 declare -A dicts=(
-  [list_page]=json [list_status]=json [my_progress]=json [user]=json [error_body]=json [token]=json
+  [list_page]=json [list_status]=json [my_status]=json [search]=json [details]=json [user]=json
+  [error_body]=json [token]=json
   [config]=toml [pasted]=url
 )
 mkdir -p logs
@@ -31,7 +34,7 @@ mkdir -p logs
 mkdir -p corpus/config && cp ../config.example.toml corpus/config/config.example.toml
 
 "${cargo_fuzz[@]}" build -O
-for target in ${TARGETS:-list_page list_status my_progress user error_body token config pasted}; do
+for target in ${TARGETS:-list_page list_status my_status search details user error_body token config pasted}; do
   mkdir -p "corpus/$target"
   # shellcheck disable=SC2086
   "${cargo_fuzz[@]}" run -O "$target" "corpus/$target" ${seeds[$target]} -- \

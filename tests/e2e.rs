@@ -877,7 +877,7 @@ fn resizing_redraws_at_the_new_size() {
     tmux.resize(24, 5);
     tmux.wait_for("a tiny frame", TIMEOUT, |s| {
         let lines: Vec<&str> = s.lines().collect();
-        lines.len() == 5 && lines[0].starts_with(" malt ·") && lines[4].contains("episode")
+        lines.len() == 5 && lines[0].starts_with(" malt ·") && lines[4].contains("quit")
     });
     tmux.resize(100, 30);
     let screen = tmux.wait_for("the list laid out at 100×30", TIMEOUT, |s| {

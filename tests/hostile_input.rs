@@ -1,6 +1,7 @@
-//! Hostile input for every parser of outside data: MAL's answers, the token endpoint's answers,
-//! `config.toml` (with `[keys]`) and a pasted login redirect. Property tests, seeded from the recorded
-//! MAL answers in `tests/fixtures/mal/`, plus regressions for what they found.
+//! Hostile input for every parser of outside data: MAL's answers (list pages of anime and manga,
+//! PATCH answers, the check before an offline change, search and details), the token endpoint's
+//! answers, `config.toml` (with `[keys]`) and a pasted login redirect. Property tests, seeded from
+//! the recorded MAL answers in `tests/fixtures/mal/`, plus regressions for what they found.
 //!
 //! 256 cases a property by default; `MALT_FUZZ_CASES=1000000 cargo test --release --test
 //! hostile_input` makes a long run of it. The coverage-guided fuzz targets are in `fuzz/`.
@@ -10,11 +11,13 @@ use std::path::Path;
 use malt::auth::oauth::parse_token_response;
 use malt::auth::redirect::{RedirectError, parse_pasted};
 use malt::config::{Action, Config, KeyMap};
-use malt::domain::{ListEntry, MediaKind, Status};
-use malt::providers::ProviderError;
+use malt::domain::airing::{AiringState, Schedule};
+use malt::domain::{ListEntry, ListState, Media, MediaKind, Patch, Status};
 use malt::providers::mal::{
-    ListPage, error_detail, parse_list_page, parse_list_status, parse_my_progress, parse_user,
+    ListPage, error_detail, parse_details, parse_list_page, parse_list_status, parse_my_status,
+    parse_search, parse_user, search_query,
 };
+use malt::providers::{Details, Found, ProviderError};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value, json};
@@ -22,14 +25,19 @@ use serde_json::{Map, Value, json};
 const LIST_PAGE: &[u8] = include_bytes!("fixtures/mal/user-animelist-page.json");
 const MANGA_PAGE: &[u8] = include_bytes!("fixtures/mal/user-mangalist-page.json");
 const PATCH: &[u8] = include_bytes!("fixtures/mal/patch-anime-my_list_status-response.json");
+const MANGA_PATCH: &[u8] = include_bytes!("fixtures/mal/patch-manga-my_list_status-response.json");
 const USER: &[u8] = include_bytes!("fixtures/mal/users-me.json");
 const DETAILS: &[u8] = include_bytes!("fixtures/mal/anime-details-full-with-my_list_status.json");
 const DETAILS_OFF_LIST: &[u8] = include_bytes!("fixtures/mal/anime-details-basic.json");
+const MANGA_DETAILS: &[u8] =
+    include_bytes!("fixtures/mal/manga-details-full-with-my_list_status.json");
+const MANGA_DETAILS_OFF_LIST: &[u8] = include_bytes!("fixtures/mal/manga-details-basic.json");
+const SEARCH: &[u8] = include_bytes!("fixtures/mal/anime-search-page.json");
 /// Every recorded answer: each is a seed for "never panics".
 const FIXTURES: &[&[u8]] = &[
     DETAILS_OFF_LIST,
     DETAILS,
-    include_bytes!("fixtures/mal/anime-search-page.json"),
+    SEARCH,
     include_bytes!("fixtures/mal/error-400-bad_request.json"),
     include_bytes!("fixtures/mal/error-401-invalid_token-expired-access-token.json"),
     include_bytes!("fixtures/mal/error-403-forbidden.json"),
@@ -38,13 +46,21 @@ const FIXTURES: &[&[u8]] = &[
     include_bytes!("fixtures/mal/error-token-refresh-cannot-decrypt.json"),
     include_bytes!("fixtures/mal/error-token-refresh-expired.json"),
     include_bytes!("fixtures/mal/error-token-refresh-wrong-client.json"),
-    include_bytes!("fixtures/mal/manga-details-basic.json"),
-    include_bytes!("fixtures/mal/manga-details-full-with-my_list_status.json"),
+    MANGA_DETAILS_OFF_LIST,
+    MANGA_DETAILS,
     PATCH,
-    include_bytes!("fixtures/mal/patch-manga-my_list_status-response.json"),
+    MANGA_PATCH,
     LIST_PAGE,
     MANGA_PAGE,
     USER,
+];
+/// The recorded answers that describe works (details and search): seeds for their parsers.
+const WORKS: &[(&[u8], MediaKind)] = &[
+    (DETAILS, MediaKind::Anime),
+    (DETAILS_OFF_LIST, MediaKind::Anime),
+    (MANGA_DETAILS, MediaKind::Manga),
+    (MANGA_DETAILS_OFF_LIST, MediaKind::Manga),
+    (SEARCH, MediaKind::Anime),
 ];
 const CONFIG_PATH: &str = "/home/u/.config/malt/config.toml";
 
@@ -64,21 +80,111 @@ fn fixture_value(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap()
 }
 
+/// The recorded list page of a kind.
+fn list_fixture(kind: MediaKind) -> &'static [u8] {
+    match kind {
+        MediaKind::Anime => LIST_PAGE,
+        MediaKind::Manga => MANGA_PAGE,
+    }
+}
+
+/// MAL's name for the count done in a list status of `kind`.
+fn progress_key(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Anime => "num_episodes_watched",
+        MediaKind::Manga => "num_chapters_read",
+    }
+}
+
+/// MAL's name for the total of a work of `kind`.
+fn total_key(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Anime => "num_episodes",
+        MediaKind::Manga => "num_chapters",
+    }
+}
+
+/// MAL's name for the rewatching / rereading flag of `kind`.
+fn repeat_key(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Anime => "is_rewatching",
+        MediaKind::Manga => "is_rereading",
+    }
+}
+
+/// MAL's list status words, as MAL means them (both kinds' words are understood for either).
+fn status_from_mal(word: &str) -> Option<Status> {
+    Some(match word {
+        "watching" | "reading" => Status::Current,
+        "completed" => Status::Completed,
+        "on_hold" => Status::OnHold,
+        "dropped" => Status::Dropped,
+        "plan_to_watch" | "plan_to_read" => Status::Planning,
+        _ => return None,
+    })
+}
+
+const STATUS_WORDS: &[&str] = &[
+    "watching",
+    "reading",
+    "completed",
+    "on_hold",
+    "dropped",
+    "plan_to_watch",
+    "plan_to_read",
+    // malt's own keys and near misses are not MAL's words.
+    "current",
+    "planning",
+    "Watching",
+    "on hold",
+    "",
+];
+
+/// A few sent patches to read a PATCH answer against.
+fn sent_patches() -> [Patch; 3] {
+    [
+        Patch::default(),
+        Patch::progress(3),
+        Patch {
+            status: Some(Status::Completed),
+            progress: Some(12),
+            volumes: Some(2),
+            score: Some(7),
+            repeating: Some(true),
+            start_date: Some("2024-01-02".into()),
+            finish_date: Some("2024-02-03".into()),
+        },
+    ]
+}
+
 /// Every parser of a MAL or token-endpoint body, on one body. Must never panic.
 fn feed_all(body: &[u8], status: u16, old_refresh: Option<&str>) {
-    for wanted in Status::ALL {
-        if let Ok(page) = parse_list_page(body, wanted) {
-            check_page(&page);
+    for kind in MediaKind::ALL {
+        if let Ok(page) = parse_list_page(body, kind) {
+            check_page(&page, kind);
+        }
+        for sent in sent_patches() {
+            if let Ok(state) = parse_list_status(body, kind, &sent) {
+                check_state(&state);
+            }
+        }
+        if let Ok(Some(state)) = parse_my_status(body, kind) {
+            check_state(&state);
+        }
+        if let Ok(found) = parse_search(body, kind) {
+            check_found(&found, kind);
+        }
+        if let Ok(details) = parse_details(body, kind) {
+            check_details(&details, kind);
         }
     }
-    let _ = parse_list_status(body);
-    let _ = parse_my_progress(body);
     let _ = parse_user(body);
     let detail = error_detail(body);
     assert!(
         detail.is_empty() || detail == ", an HTML page" || detail.starts_with(": "),
         "{detail:?}"
     );
+    check_query(&String::from_utf8_lossy(body));
     match parse_token_response(status, body, old_refresh) {
         Ok(t) => {
             assert!((200..300).contains(&status));
@@ -91,14 +197,93 @@ fn feed_all(body: &[u8], status: u16, old_refresh: Option<&str>) {
 }
 
 /// What every entry of a page that parsed must look like.
-fn check_page(page: &ListPage) {
+fn check_page(page: &ListPage, kind: MediaKind) {
     for e in &page.entries {
-        assert_eq!(e.kind, MediaKind::Anime);
-        assert!(!e.title.is_empty(), "{e:?}");
-        assert!(e.score <= 10, "{e:?}");
-        assert_ne!(e.total, Some(0), "0 episodes means unknown: {e:?}");
+        check_entry(e, kind);
+        check_state(&e.state());
     }
     assert_ne!(page.next.as_deref(), Some(""));
+}
+
+/// What every entry read from MAL must look like.
+fn check_entry(e: &ListEntry, kind: MediaKind) {
+    assert_eq!(e.kind, kind, "{e:?}");
+    assert!(!e.title.is_empty(), "{e:?}");
+    assert!(e.score <= 10, "{e:?}");
+    assert_ne!(e.total, Some(0), "0 means unknown: {e:?}");
+    assert_ne!(e.total_volumes, Some(0), "0 means unknown: {e:?}");
+    if let Some(s) = &e.media.schedule {
+        assert_eq!(kind, MediaKind::Anime, "a manga has no airing: {e:?}");
+        assert_ne!(s.episodes, Some(0), "{e:?}");
+    }
+}
+
+/// What every list state read from MAL must look like.
+fn check_state(s: &ListState) {
+    assert!(s.score <= 10, "{s:?}");
+    assert_ne!(s.start_date.as_deref(), Some(""), "{s:?}");
+    assert_ne!(s.finish_date.as_deref(), Some(""), "{s:?}");
+}
+
+/// A mean as shown: two decimals of a positive number.
+fn check_mean(mean: &Option<String>) {
+    if let Some(m) = mean {
+        let (whole, decimals) = m.split_once('.').unwrap_or_else(|| panic!("{m:?}"));
+        assert!(
+            !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()),
+            "{m:?}"
+        );
+        assert!(
+            decimals.len() == 2 && decimals.bytes().all(|b| b.is_ascii_digit()),
+            "{m:?}"
+        );
+    }
+}
+
+fn check_found(found: &[Found], kind: MediaKind) {
+    for f in found {
+        check_entry(&f.entry, kind);
+        assert_eq!(f.entry.status, Status::Planning, "{f:?}");
+        assert_eq!(
+            f.entry.state(),
+            ListEntry::new(0, kind, "x", Status::Planning).state()
+        );
+        check_mean(&f.mean);
+    }
+}
+
+fn check_details(d: &Details, kind: MediaKind) {
+    assert_eq!(d.kind, Some(kind));
+    assert!(!d.title.is_empty(), "{d:?}");
+    assert_ne!(d.total, Some(0), "{d:?}");
+    assert_ne!(d.total_volumes, Some(0), "{d:?}");
+    if let Some(alt) = &d.alt_title {
+        assert!(!alt.trim().is_empty() && *alt != d.title, "{d:?}");
+    }
+    if let Some(s) = &d.synopsis {
+        assert!(!s.trim().is_empty(), "{d:?}");
+    }
+    if let Some(state) = &d.state {
+        assert!(!state.contains('_'), "{d:?}");
+    }
+    if let Some(s) = &d.schedule {
+        assert_eq!(kind, MediaKind::Anime, "{d:?}");
+        assert_ne!(s.episodes, Some(0), "{d:?}");
+    }
+    check_mean(&d.mean);
+}
+
+/// A search query as sent: trimmed, 3 to 64 characters, the start of what was typed.
+fn check_query(typed: &str) {
+    if let Some(q) = search_query(typed) {
+        let n = q.chars().count();
+        assert!((3..=64).contains(&n), "{q:?}");
+        assert_eq!(q.trim(), q, "{q:?}");
+        assert!(typed.trim().starts_with(&q), "{typed:?} → {q:?}");
+    } else {
+        let cut: String = typed.trim().chars().take(64).collect();
+        assert!(cut.trim().chars().count() < 3, "{typed:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,10 +301,19 @@ fn arb_json() -> impl Strategy<Value = Value> {
         ".{0,12}".prop_map(Value::from),
         prop::sample::select(vec![
             "watching",
+            "reading",
             "completed",
             "on_hold",
             "dropped",
             "plan_to_watch",
+            "plan_to_read",
+            "currently_airing",
+            "finished_airing",
+            "not_yet_aired",
+            "saturday",
+            "23:30",
+            "2024-01-02",
+            "2021",
             "",
             "<html>",
         ])
@@ -141,7 +335,10 @@ fn field_name() -> impl Strategy<Value = String> {
             "data", "paging", "next", "node", "id", "title", "num_episodes", "list_status",
             "my_list_status", "status", "score", "num_episodes_watched", "updated_at", "name",
             "error", "message", "error_description", "hint", "access_token", "refresh_token",
-            "expires_in",
+            "expires_in", "num_chapters", "num_volumes", "num_chapters_read", "num_volumes_read",
+            "is_rewatching", "is_rereading", "start_date", "finish_date", "end_date", "media_type",
+            "main_picture", "medium", "large", "broadcast", "day_of_the_week", "start_time",
+            "start_season", "year", "mean", "synopsis", "genres", "alternative_titles", "en",
         ])
         .prop_map(String::from),
         1 => "[a-z_]{0,10}",
@@ -290,22 +487,61 @@ fn splice(text: &str, raws: &mut impl Iterator<Item = &'static str>) -> String {
     out + rest
 }
 
-/// Items that MAL's list page can never hold: each must be skipped, alone.
-fn broken_item() -> impl Strategy<Value = Value> {
-    let good = || fixture_value(LIST_PAGE)["data"][0].clone();
+/// Items that MAL's list page of `kind` can never hold: each must be skipped, alone.
+fn broken_item(kind: MediaKind) -> impl Strategy<Value = Value> {
+    let good = move || fixture_value(list_fixture(kind))["data"][0].clone();
+    let first_id = good()["node"]["id"].clone();
+    let mut list_fields = vec![
+        ("score", json!(256)),
+        ("score", json!(-1)),
+        ("score", json!("8")),
+        ("score", json!(8.5)),
+        (progress_key(kind), json!(-1)),
+        (progress_key(kind), json!(4294967296u64)),
+        (progress_key(kind), json!("3")),
+        (progress_key(kind), Value::Null),
+        (repeat_key(kind), json!("yes")),
+        ("status", json!(1)),
+        ("status", json!(["watching"])),
+        ("status", Value::Null),
+        ("status", json!("current")),
+        ("status", json!("")),
+        ("updated_at", json!(20210315)),
+        ("start_date", json!(5)),
+        ("finish_date", json!({})),
+    ];
+    if kind == MediaKind::Manga {
+        list_fields.push(("num_volumes_read", json!(-1)));
+        list_fields.push(("num_volumes_read", json!("1")));
+    }
+    let node_fields = vec![
+        (total_key(kind), json!(-1)),
+        (total_key(kind), json!("12")),
+        (total_key(kind), json!(12.0)),
+        ("num_volumes", json!(-2)),
+        ("main_picture", json!("https://x/1.jpg")),
+        ("main_picture", json!({"large": 5})),
+        ("media_type", json!(5)),
+        ("broadcast", json!("saturday")),
+        ("broadcast", json!({"day_of_the_week": 6})),
+        ("status", json!(["currently_airing"])),
+        ("start_date", json!(2020)),
+    ];
     prop_oneof![
         Just(Value::Null),
         any::<i64>().prop_map(Value::from),
         ".{0,8}".prop_map(Value::from),
         Just(json!([])),
         Just(json!({})),
-        Just(json!({"list_status": {"status": "watching"}})),
+        Just(
+            json!({"list_status": {"status": "watching", "num_episodes_watched": 1, "num_chapters_read": 1}})
+        ),
         prop_oneof![
             Just(json!(null)),
-            Just(json!("967")),
+            Just(json!(first_id.to_string())),
             Just(json!(-1)),
             Just(json!(1.5)),
-            Just(json!([967])),
+            Just(json!([first_id])),
             Just(json!({})),
         ]
         .prop_map(move |id| {
@@ -320,25 +556,24 @@ fn broken_item() -> impl Strategy<Value = Value> {
         }),
         Just({
             let mut v = good();
+            v["list_status"]
+                .as_object_mut()
+                .unwrap()
+                .remove(progress_key(kind));
+            v
+        }),
+        Just({
+            let mut v = good();
+            v["list_status"].as_object_mut().unwrap().remove("status");
+            v
+        }),
+        Just({
+            let mut v = good();
             v["node"] = json!(967);
             v
         }),
-        (
-            prop::sample::select(vec![
-                ("score", json!(256)),
-                ("score", json!(-1)),
-                ("score", json!("8")),
-                ("score", json!(8.5)),
-                ("num_episodes_watched", json!(-1)),
-                ("num_episodes_watched", json!(4294967296u64)),
-                ("num_episodes_watched", json!("3")),
-                ("status", json!(1)),
-                ("status", json!(["watching"])),
-                ("updated_at", json!(20210315)),
-            ]),
-            any::<bool>()
-        )
-            .prop_map(move |((field, bad), in_node)| {
+        (prop::sample::select(list_fields), any::<bool>()).prop_map(
+            move |((field, bad), in_node)| {
                 let mut v = good();
                 if in_node {
                     let status = v["list_status"].take();
@@ -349,10 +584,11 @@ fn broken_item() -> impl Strategy<Value = Value> {
                     v["list_status"][field] = bad;
                 }
                 v
-            }),
-        prop_oneof![Just(json!(-1)), Just(json!("12")), Just(json!(12.0))].prop_map(move |n| {
+            }
+        ),
+        prop::sample::select(node_fields).prop_map(move |(field, bad)| {
             let mut v = good();
-            v["node"]["num_episodes"] = n;
+            v["node"][field] = bad;
             v
         }),
         Just({
@@ -400,12 +636,331 @@ fn get<T: Clone>(f: &Field<T>) -> Option<T> {
     }
 }
 
+/// A date as MAL writes it, or something else in its place.
+fn date_str() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(vec!["2024-01-02", "2020-10-03", "2021", "2021-04", ""])
+            .prop_map(String::from),
+        1 => ".{0,12}",
+    ]
+}
+
+/// A `list_status` / `my_list_status` object of one kind, field by field.
 #[derive(Clone, Debug)]
 struct GenStatus {
     status: Field<String>,
     score: Field<u8>,
-    watched: Field<u32>,
+    progress: Field<u32>,
+    /// `num_volumes_read`, written for manga only.
+    volumes: Field<u32>,
+    /// The kind's own flag (`is_rewatching` / `is_rereading`).
+    repeating: Field<bool>,
+    /// The other kind's flag, which means nothing here.
+    other_flag: Field<bool>,
+    start_date: Field<String>,
+    finish_date: Field<String>,
     updated_at: Field<String>,
+    /// Fields malt does not read, with the types MAL gives them, and unknown ones.
+    extra: Vec<(String, Value)>,
+}
+
+fn gen_status() -> impl Strategy<Value = GenStatus> {
+    let status = prop_oneof![
+        4 => prop::sample::select(STATUS_WORDS.to_vec()).prop_map(String::from),
+        1 => ".{0,10}",
+    ];
+    let extra = prop::collection::vec(
+        prop_oneof![
+            (0u8..3).prop_map(|n| ("priority".to_string(), json!(n))),
+            ".{0,10}".prop_map(|c| ("comments".to_string(), json!(c))),
+            prop::collection::vec("[a-z]{0,6}", 0..3).prop_map(|t| ("tags".to_string(), json!(t))),
+            any::<u32>().prop_map(|n| ("num_times_rewatched".to_string(), json!(n))),
+            ("[a-z]{1,6}", arb_json()).prop_map(|(k, v)| (format!("x_{k}"), v)),
+        ],
+        0..3,
+    );
+    (
+        (
+            field(status),
+            field(any::<u8>()),
+            field(prop_oneof![0u32..30, any::<u32>()]),
+            field(prop_oneof![0u32..30, any::<u32>()]),
+            field(any::<bool>()),
+            field(any::<bool>()),
+        ),
+        (
+            field(date_str()),
+            field(date_str()),
+            field(".{0,25}"),
+            extra,
+        ),
+    )
+        .prop_map(
+            |(
+                (status, score, progress, volumes, repeating, other_flag),
+                (start_date, finish_date, updated_at, extra),
+            )| GenStatus {
+                status,
+                score,
+                progress,
+                volumes,
+                repeating,
+                other_flag,
+                start_date,
+                finish_date,
+                updated_at,
+                extra,
+            },
+        )
+}
+
+impl GenStatus {
+    fn json(&self, kind: MediaKind) -> Value {
+        let mut o = Map::new();
+        for (k, v) in &self.extra {
+            o.insert(k.clone(), v.clone());
+        }
+        put(&mut o, "status", &self.status);
+        put(&mut o, "score", &self.score);
+        put(&mut o, progress_key(kind), &self.progress);
+        if kind == MediaKind::Manga {
+            put(&mut o, "num_volumes_read", &self.volumes);
+        }
+        put(&mut o, repeat_key(kind), &self.repeating);
+        put(&mut o, repeat_key(kind.other()), &self.other_flag);
+        put(&mut o, "start_date", &self.start_date);
+        put(&mut o, "finish_date", &self.finish_date);
+        put(&mut o, "updated_at", &self.updated_at);
+        Value::Object(o)
+    }
+
+    /// What the list holds, as MAL means this object (a count or volume count MAL leaves out is
+    /// the one sent); `None` when there is no count at all, which is an error.
+    fn expected(&self, kind: MediaKind, sent: &Patch) -> Option<ListState> {
+        let progress = get(&self.progress).or(sent.progress)?;
+        let volumes = match kind {
+            MediaKind::Manga => get(&self.volumes),
+            MediaKind::Anime => None,
+        };
+        Some(ListState {
+            status: get(&self.status).and_then(|s| status_from_mal(&s)),
+            progress,
+            volumes: volumes.or(sent.volumes).unwrap_or(0),
+            score: get(&self.score).unwrap_or(0).min(10),
+            repeating: get(&self.repeating).unwrap_or(false),
+            start_date: get(&self.start_date).filter(|d| !d.is_empty()),
+            finish_date: get(&self.finish_date).filter(|d| !d.is_empty()),
+            updated_at: get(&self.updated_at),
+        })
+    }
+}
+
+/// A sent patch: what the UI may send for a kind.
+fn gen_patch(kind: MediaKind) -> impl Strategy<Value = Patch> {
+    (
+        prop::option::of(prop::sample::select(Status::ALL.to_vec())),
+        prop::option::of(prop_oneof![0u32..30, any::<u32>()]),
+        prop::option::of(0u32..30),
+        prop::option::of(0u8..=10),
+        prop::option::of(any::<bool>()),
+        prop::option::of(date_str()),
+        prop::option::of(date_str()),
+    )
+        .prop_map(
+            move |(status, progress, volumes, score, repeating, start_date, finish_date)| Patch {
+                status,
+                progress,
+                // Volumes are a manga's; an anime change never carries them.
+                volumes: volumes.filter(|_| kind == MediaKind::Manga),
+                score,
+                repeating,
+                start_date,
+                finish_date,
+            },
+        )
+}
+
+/// The airing (publishing) status of a work, or something else.
+fn airing_str() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(vec![
+            "currently_airing", "finished_airing", "not_yet_aired", "finished",
+            "currently_publishing", "on_hiatus", "",
+        ])
+        .prop_map(String::from),
+        1 => ".{0,12}",
+    ]
+}
+
+/// A `broadcast` object: day and time, each maybe missing or null.
+fn broadcast() -> impl Strategy<Value = Field<(Field<String>, Field<String>)>> {
+    let day = prop_oneof![
+        3 => prop::sample::select(vec!["saturday", "Sunday", "other", ""]).prop_map(String::from),
+        1 => ".{0,10}",
+    ];
+    let time = prop_oneof![
+        3 => prop::sample::select(vec!["23:30", "01:25", "25:10", ""]).prop_map(String::from),
+        1 => ".{0,6}",
+    ];
+    field((field(day), field(time)))
+}
+
+/// A `main_picture` object: medium and large, each maybe missing or null.
+fn picture() -> impl Strategy<Value = Field<(Field<String>, Field<String>)>> {
+    field((field(".{1,12}"), field(".{1,12}")))
+}
+
+fn pair_json(f: &Field<(Field<String>, Field<String>)>, a: &str, b: &str) -> Field<Value> {
+    match f {
+        Field::Missing => Field::Missing,
+        Field::Null => Field::Null,
+        Field::Is((x, y)) => {
+            let mut o = Map::new();
+            put(&mut o, a, x);
+            put(&mut o, b, y);
+            Field::Is(Value::Object(o))
+        }
+    }
+}
+
+/// The facts about a work an item, a search result or details carry.
+#[derive(Clone, Debug)]
+struct GenWork {
+    kind: MediaKind,
+    id: u64,
+    /// Missing, empty or some text (MAL never sends a null title).
+    title: Field<String>,
+    total: Field<u32>,
+    /// `num_volumes`, written for manga only.
+    total_volumes: Field<u32>,
+    media_type: Field<String>,
+    airing: Field<String>,
+    start_date: Field<String>,
+    broadcast: Field<(Field<String>, Field<String>)>,
+    picture: Field<(Field<String>, Field<String>)>,
+}
+
+fn gen_work(kind: MediaKind) -> impl Strategy<Value = GenWork> {
+    (
+        (
+            any::<u64>(),
+            prop_oneof![1 => Just(Field::Missing), 1 => Just(Field::Is(String::new())), 4 => ".{1,20}".prop_map(Field::Is)],
+            field(prop_oneof![Just(0u32), 1u32..2000, any::<u32>()]),
+            field(prop_oneof![Just(0u32), 1u32..100]),
+            field(prop::sample::select(vec!["tv", "movie", "manga", "manhwa", ""]).prop_map(String::from)),
+        ),
+        (field(airing_str()), field(date_str()), broadcast(), picture()),
+    )
+        .prop_map(
+            move |((id, title, total, total_volumes, media_type), (airing, start_date, broadcast, picture))| {
+                GenWork {
+                    kind,
+                    id,
+                    title,
+                    total,
+                    total_volumes,
+                    media_type,
+                    airing,
+                    start_date,
+                    broadcast,
+                    picture,
+                }
+            },
+        )
+}
+
+impl GenWork {
+    fn node(&self) -> Map<String, Value> {
+        let mut node = Map::new();
+        node.insert("id".into(), self.id.into());
+        put(&mut node, "title", &self.title);
+        put(&mut node, total_key(self.kind), &self.total);
+        if self.kind == MediaKind::Manga {
+            put(&mut node, "num_volumes", &self.total_volumes);
+        }
+        put(&mut node, "media_type", &self.media_type);
+        put(&mut node, "status", &self.airing);
+        put(&mut node, "start_date", &self.start_date);
+        put(
+            &mut node,
+            "broadcast",
+            &pair_json(&self.broadcast, "day_of_the_week", "start_time"),
+        );
+        put(
+            &mut node,
+            "main_picture",
+            &pair_json(&self.picture, "medium", "large"),
+        );
+        node
+    }
+
+    /// The title as malt shows it: `#id` when MAL has none.
+    fn title(&self) -> String {
+        match get(&self.title).filter(|t| !t.is_empty()) {
+            Some(t) => t,
+            None => format!("#{}", self.id),
+        }
+    }
+
+    fn total(&self) -> Option<u32> {
+        get(&self.total).filter(|n| *n > 0)
+    }
+
+    fn total_volumes(&self) -> Option<u32> {
+        match self.kind {
+            MediaKind::Manga => get(&self.total_volumes).filter(|n| *n > 0),
+            MediaKind::Anime => None,
+        }
+    }
+
+    /// Airing facts: for an anime whose status MAL names; none for a manga.
+    fn schedule(&self) -> Option<Schedule> {
+        if self.kind != MediaKind::Anime {
+            return None;
+        }
+        let state = match get(&self.airing)?.as_str() {
+            "currently_airing" => AiringState::Airing,
+            "finished_airing" => AiringState::Finished,
+            "not_yet_aired" => AiringState::NotYetAired,
+            _ => return None,
+        };
+        let (day, time) = match &self.broadcast {
+            Field::Is((day, time)) => (get(day), get(time)),
+            _ => (None, None),
+        };
+        Some(Schedule {
+            state,
+            start_date: get(&self.start_date),
+            broadcast_day: day,
+            broadcast_time: time,
+            episodes: self.total(),
+            next_exact: None,
+        })
+    }
+
+    /// The large cover, else the medium one.
+    fn picture(&self) -> Option<String> {
+        match &self.picture {
+            Field::Is((medium, large)) => get(large).or_else(|| get(medium)),
+            _ => None,
+        }
+    }
+
+    fn media(&self) -> Media {
+        Media {
+            media_type: get(&self.media_type),
+            picture: self.picture(),
+            schedule: self.schedule(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct GenItem {
+    work: GenWork,
+    place: Place,
+    status: GenStatus,
+    other: GenStatus,
 }
 
 /// Where an item carries its list status.
@@ -420,86 +975,46 @@ enum Place {
     Neither,
 }
 
-#[derive(Clone, Debug)]
-struct GenItem {
-    id: u64,
-    title: Field<String>,
-    episodes: Field<u32>,
-    place: Place,
-    status: GenStatus,
-    other: GenStatus,
-}
-
-fn gen_status() -> impl Strategy<Value = GenStatus> {
-    let status = prop_oneof![
-        prop::sample::select(Status::ALL.to_vec()).prop_map(|s| s.key().to_string()),
-        ".{0,10}",
-    ];
+fn gen_item(kind: MediaKind) -> impl Strategy<Value = GenItem> {
     (
-        field(status),
-        field(any::<u8>()),
-        field(prop_oneof![0u32..30, any::<u32>()]),
-        field(".{0,25}"),
-    )
-        .prop_map(|(status, score, watched, updated_at)| GenStatus {
-            status,
-            score,
-            watched,
-            updated_at,
-        })
-}
-
-fn gen_item() -> impl Strategy<Value = GenItem> {
-    (
-        any::<u64>(),
-        prop_oneof![1 => Just(Field::Missing), 1 => Just(Field::Is(String::new())), 4 => ".{1,20}".prop_map(Field::Is)],
-        field(prop_oneof![Just(0u32), 1u32..2000, any::<u32>()]),
-        prop::sample::select(vec![Place::Top, Place::Node, Place::Both, Place::TopNull, Place::Neither]),
+        gen_work(kind),
+        prop::sample::select(vec![
+            Place::Top,
+            Place::Node,
+            Place::Both,
+            Place::TopNull,
+            Place::Neither,
+        ]),
         gen_status(),
         gen_status(),
     )
-        .prop_map(|(id, title, episodes, place, status, other)| GenItem {
-            id,
-            title,
-            episodes,
+        .prop_map(|(work, place, status, other)| GenItem {
+            work,
             place,
             status,
             other,
         })
 }
 
-fn status_json(s: &GenStatus) -> Value {
-    let mut o = Map::new();
-    put(&mut o, "status", &s.status);
-    put(&mut o, "score", &s.score);
-    put(&mut o, "num_episodes_watched", &s.watched);
-    put(&mut o, "updated_at", &s.updated_at);
-    o.insert("is_rewatching".into(), json!(false));
-    Value::Object(o)
-}
-
 impl GenItem {
     fn json(&self) -> Value {
-        let mut node = Map::new();
-        node.insert("id".into(), self.id.into());
-        put(&mut node, "title", &self.title);
-        put(&mut node, "num_episodes", &self.episodes);
-        node.insert("main_picture".into(), json!({"medium": "https://x/1.jpg"}));
+        let kind = self.work.kind;
+        let mut node = self.work.node();
         let mut item = Map::new();
         match self.place {
             Place::Top => {
-                item.insert("list_status".into(), status_json(&self.status));
+                item.insert("list_status".into(), self.status.json(kind));
             }
             Place::Node => {
-                node.insert("my_list_status".into(), status_json(&self.status));
+                node.insert("my_list_status".into(), self.status.json(kind));
             }
             Place::Both => {
-                item.insert("list_status".into(), status_json(&self.status));
-                node.insert("my_list_status".into(), status_json(&self.other));
+                item.insert("list_status".into(), self.status.json(kind));
+                node.insert("my_list_status".into(), self.other.json(kind));
             }
             Place::TopNull => {
                 item.insert("list_status".into(), Value::Null);
-                node.insert("my_list_status".into(), status_json(&self.status));
+                node.insert("my_list_status".into(), self.status.json(kind));
             }
             Place::Neither => {}
         }
@@ -507,33 +1022,23 @@ impl GenItem {
         Value::Object(item)
     }
 
-    /// The entry malt must make of this item: MAL's meaning of each field.
-    /// The entry malt reads from this item; `None` when the item has no episodes-watched count
-    /// (malt skips it rather than show a made-up 0).
-    fn expected(&self, wanted: Status) -> Option<ListEntry> {
-        let list = match self.place {
-            Place::Neither => None,
-            _ => Some(&self.status),
+    /// The entry malt reads from this item, field by field as MAL means it; `None` when the item
+    /// has no count done or no status MAL names (malt skips it rather than show a made-up 0 or
+    /// put it in a tab it is not in).
+    fn expected(&self) -> Option<ListEntry> {
+        let kind = self.work.kind;
+        if let Place::Neither = self.place {
+            return None;
+        }
+        let state = self.status.expected(kind, &Patch::default())?;
+        let mut entry = ListEntry {
+            total: self.work.total(),
+            total_volumes: self.work.total_volumes(),
+            media: self.work.media(),
+            ..ListEntry::new(self.work.id, kind, &self.work.title(), state.status?)
         };
-        let progress = list.and_then(|l| get(&l.watched))?;
-        let title = get(&self.title).unwrap_or_default();
-        Some(ListEntry {
-            id: self.id,
-            kind: MediaKind::Anime,
-            title: if title.is_empty() {
-                format!("#{}", self.id)
-            } else {
-                title
-            },
-            status: list
-                .and_then(|l| get(&l.status))
-                .and_then(|s| Status::from_key(&s))
-                .unwrap_or(wanted),
-            progress,
-            total: get(&self.episodes).filter(|n| *n > 0),
-            score: list.and_then(|l| get(&l.score)).unwrap_or(0).min(10),
-            updated_at: list.and_then(|l| get(&l.updated_at)),
-        })
+        entry.set_state(&state);
+        Some(entry)
     }
 }
 
@@ -543,6 +1048,226 @@ fn page_of(items: Vec<Value>, next: Option<&str>) -> Vec<u8> {
         None => json!({}),
     };
     serde_json::to_vec(&json!({"data": items, "paging": paging})).unwrap()
+}
+
+/// A mean score and how malt shows it.
+fn mean() -> impl Strategy<Value = Field<(Value, Option<String>)>> {
+    field(prop_oneof![
+        prop::sample::select(vec![
+            (json!(8.51), Some("8.51")),
+            (json!(7), Some("7.00")),
+            (json!(5.5), Some("5.50")),
+            (json!(9.999), Some("10.00")),
+            (json!(0), None),
+            (json!(0.0), None),
+            (json!(-1.5), None),
+        ])
+        .prop_map(|(v, s)| (v, s.map(String::from))),
+        (0.01f64..10.0).prop_map(|m| (json!(m), Some(format!("{m:.2}")))),
+    ])
+}
+
+/// A start date and the year malt reads from it.
+fn dated() -> impl Strategy<Value = Field<(String, Option<i32>)>> {
+    field(
+        prop::sample::select(vec![
+            ("2021-08-14", Some(2021)),
+            ("1998", Some(1998)),
+            ("2020-10", Some(2020)),
+            ("", None),
+            ("abc", None),
+            ("٢٠٢١-٠١-٠١", None),
+            ("20x1-01-01", None),
+        ])
+        .prop_map(|(d, y)| (d.to_string(), y)),
+    )
+}
+
+/// A search result or a work's details, beyond [`GenWork`].
+#[derive(Clone, Debug)]
+struct GenFound {
+    work: GenWork,
+    mean: Field<(Value, Option<String>)>,
+    /// `start_season.year`.
+    season: Field<Field<i32>>,
+    dated: Field<(String, Option<i32>)>,
+    end_date: Field<String>,
+    synopsis: Field<String>,
+    /// `alternative_titles.en`.
+    en: Field<Field<String>>,
+    /// Missing or names (MAL never sends `null` for a list).
+    genres: Option<Vec<String>>,
+}
+
+fn gen_found(kind: MediaKind) -> impl Strategy<Value = GenFound> {
+    (
+        gen_work(kind),
+        mean(),
+        field(field(1917i32..2030)),
+        dated(),
+        field(date_str()),
+        field(prop_oneof![
+            prop::sample::select(vec!["", "  \n", "A story."]).prop_map(String::from),
+            ".{0,30}",
+        ]),
+        field(field(prop_oneof![
+            prop::sample::select(vec!["", " ", "Attack on Titan"]).prop_map(String::from),
+            ".{0,12}",
+        ])),
+        prop::option::of(prop::collection::vec(".{0,10}", 0..4)),
+    )
+        .prop_map(
+            |(work, mean, season, dated, end_date, synopsis, en, genres)| GenFound {
+                work,
+                mean,
+                season,
+                dated,
+                end_date,
+                synopsis,
+                en,
+                genres,
+            },
+        )
+}
+
+impl GenFound {
+    fn node(&self) -> Map<String, Value> {
+        let mut node = self.work.node();
+        // The start date is the dated one here.
+        node.remove("start_date");
+        if let Field::Is((m, _)) = &self.mean {
+            node.insert("mean".into(), m.clone());
+        } else if let Field::Null = self.mean {
+            node.insert("mean".into(), Value::Null);
+        }
+        match &self.season {
+            Field::Missing => {}
+            Field::Null => {
+                node.insert("start_season".into(), Value::Null);
+            }
+            Field::Is(year) => {
+                let mut s = Map::new();
+                s.insert("season".into(), json!("fall"));
+                put(&mut s, "year", year);
+                node.insert("start_season".into(), Value::Object(s));
+            }
+        }
+        match &self.dated {
+            Field::Missing => {}
+            Field::Null => {
+                node.insert("start_date".into(), Value::Null);
+            }
+            Field::Is((d, _)) => {
+                node.insert("start_date".into(), json!(d));
+            }
+        }
+        put(&mut node, "end_date", &self.end_date);
+        put(&mut node, "synopsis", &self.synopsis);
+        match &self.en {
+            Field::Missing => {}
+            Field::Null => {
+                node.insert("alternative_titles".into(), Value::Null);
+            }
+            Field::Is(en) => {
+                let mut a = Map::new();
+                a.insert("synonyms".into(), json!(["x"]));
+                put(&mut a, "en", en);
+                a.insert("ja".into(), json!(""));
+                node.insert("alternative_titles".into(), Value::Object(a));
+            }
+        }
+        if let Some(genres) = &self.genres {
+            let g: Vec<Value> = genres
+                .iter()
+                .enumerate()
+                .map(|(i, name)| json!({"id": i, "name": name}))
+                .collect();
+            node.insert("genres".into(), Value::Array(g));
+        }
+        node
+    }
+
+    fn start_date(&self) -> Option<String> {
+        get(&self.dated).map(|(d, _)| d)
+    }
+
+    fn mean(&self) -> Option<String> {
+        get(&self.mean).and_then(|(_, shown)| shown)
+    }
+
+    /// The work with the start date that was written.
+    fn work(&self) -> GenWork {
+        GenWork {
+            start_date: match &self.dated {
+                Field::Missing => Field::Missing,
+                Field::Null => Field::Null,
+                Field::Is((d, _)) => Field::Is(d.clone()),
+            },
+            ..self.work.clone()
+        }
+    }
+
+    /// The search result malt makes of it: a planned entry, the year from the season, else from
+    /// the start date.
+    fn expected_found(&self) -> Found {
+        let work = self.work();
+        let year = match &self.season {
+            Field::Is(Field::Is(y)) => Some(*y),
+            _ => get(&self.dated).and_then(|(_, y)| y),
+        };
+        Found {
+            entry: ListEntry {
+                total: work.total(),
+                total_volumes: work.total_volumes(),
+                media: work.media(),
+                ..ListEntry::new(work.id, work.kind, &work.title(), Status::Planning)
+            },
+            year,
+            mean: self.mean(),
+        }
+    }
+
+    fn expected_details(&self) -> Details {
+        let work = self.work();
+        let raw_title = get(&work.title).unwrap_or_default();
+        Details {
+            kind: Some(work.kind),
+            id: work.id,
+            title: work.title(),
+            alt_title: match &self.en {
+                Field::Is(en) => get(en).filter(|t| !t.trim().is_empty() && *t != raw_title),
+                _ => None,
+            },
+            synopsis: get(&self.synopsis).filter(|s| !s.trim().is_empty()),
+            media_type: get(&work.media_type),
+            total: work.total(),
+            total_volumes: work.total_volumes(),
+            state: get(&work.airing).map(|s| s.replace('_', " ")),
+            start_date: self.start_date(),
+            end_date: get(&self.end_date),
+            mean: self.mean(),
+            genres: self.genres.clone().unwrap_or_default(),
+            schedule: work.schedule(),
+            picture: work.picture(),
+        }
+    }
+}
+
+/// Search results MAL can never send: each is skipped.
+fn broken_found() -> impl Strategy<Value = Value> {
+    prop::sample::select(vec![
+        Value::Null,
+        json!(5),
+        json!({}),
+        json!({"node": 5}),
+        json!({"node": {}}),
+        json!({"node": {"id": "5"}}),
+        json!({"node": {"id": -5, "title": "x"}}),
+        json!({"node": {"id": 5, "mean": "8.1"}}),
+        json!({"node": {"id": 5, "start_season": {"year": "2020"}}}),
+        json!({"node": {"id": 5, "num_episodes": -1, "num_chapters": -1}}),
+        json!({"node": {"id": 5, "main_picture": "x"}}),
+    ])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -863,19 +1588,38 @@ proptest! {
         feed_all(&serde_json::to_vec(&v).unwrap(), status, None);
     }
 
-    /// The recorded list page, with fields dropped, nulled, retyped, nested, added to and spliced
+    /// Arbitrary JSON in the places MAL's answers have: a page's `data` items, a details body's
+    /// fields, a list status's fields.
+    #[test]
+    fn arbitrary_json_in_mal_shapes_never_panics(
+        items in prop::collection::vec(arb_json(), 0..4),
+        fields in prop::collection::vec((field_name(), arb_json()), 0..8),
+        id in prop_oneof![Just(json!(1)), any::<u64>().prop_map(Value::from), arb_json()],
+    ) {
+        feed_all(&page_of(items.clone(), None), 200, None);
+        let wrapped: Vec<Value> = items.into_iter().map(|node| json!({"node": node})).collect();
+        feed_all(&page_of(wrapped, Some("https://x/next")), 200, None);
+        let mut o: Map<String, Value> = fields.into_iter().collect();
+        o.insert("id".into(), id);
+        feed_all(&serde_json::to_vec(&Value::Object(o.clone())).unwrap(), 200, None);
+        let status = Value::Object(o);
+        feed_all(&serde_json::to_vec(&json!({"id": 1, "my_list_status": status.clone()})).unwrap(), 200, None);
+        feed_all(&page_of(vec![json!({"node": {"id": 1, "title": "t"}, "list_status": status})], None), 200, None);
+    }
+
+    /// The recorded list pages, with fields dropped, nulled, retyped, nested, added to and spliced
     /// with numbers out of range. Items are read one by one: the page says the same as its items
     /// said alone, and a page that is cut anywhere is an error.
     #[test]
     fn mutated_list_page_is_read_item_by_item(
+        kind in prop::sample::select(MediaKind::ALL.to_vec()),
         steps in prop::collection::vec((any::<Index>(), mutation()), 1..6),
         cut in any::<Index>(),
-        wanted in prop::sample::select(Status::ALL.to_vec()),
     ) {
-        let body = mutate(fixture_value(LIST_PAGE), &steps);
+        let body = mutate(fixture_value(list_fixture(kind)), &steps);
         feed_all(body.as_bytes(), 200, None);
         // (A number out of f64's range is a syntax error for a `Value`, not for a skipped field.)
-        if let (Ok(page), Ok(v)) = (parse_list_page(body.as_bytes(), wanted), serde_json::from_str::<Value>(&body)) {
+        if let (Ok(page), Ok(v)) = (parse_list_page(body.as_bytes(), kind), serde_json::from_str::<Value>(&body)) {
             let alone: Vec<ListEntry> = v["data"]
                 .as_array()
                 .map(|items| {
@@ -885,7 +1629,7 @@ proptest! {
                             // A page whose only item is unreadable is an error (it must not
                             // empty the cache), so it contributes nothing here.
                             let one = page_of(vec![item.clone()], None);
-                            parse_list_page(&one, wanted).map(|p| p.entries).unwrap_or_default()
+                            parse_list_page(&one, kind).map(|p| p.entries).unwrap_or_default()
                         })
                         .collect()
                 })
@@ -894,55 +1638,105 @@ proptest! {
         }
         let cut = cut.index(body.len());
         prop_assert!(
-            parse_list_page(&body.as_bytes()[..cut], wanted).is_err(),
+            parse_list_page(&body.as_bytes()[..cut], kind).is_err(),
             "{}",
             String::from_utf8_lossy(&body.as_bytes()[..cut])
         );
     }
 
+    /// The recorded search page, mutated: results are read one by one too (a page of unreadable
+    /// results is no results, not an error), and a cut page is an error.
+    #[test]
+    fn mutated_search_page_is_read_result_by_result(
+        kind in prop::sample::select(MediaKind::ALL.to_vec()),
+        steps in prop::collection::vec((any::<Index>(), mutation()), 1..6),
+        cut in any::<Index>(),
+    ) {
+        let body = mutate(fixture_value(SEARCH), &steps);
+        feed_all(body.as_bytes(), 200, None);
+        if let (Ok(found), Ok(v)) = (parse_search(body.as_bytes(), kind), serde_json::from_str::<Value>(&body)) {
+            let alone: Vec<Found> = v["data"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .flat_map(|item| parse_search(&page_of(vec![item.clone()], None), kind).unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            prop_assert_eq!(found, alone);
+        }
+        let cut = cut.index(body.len());
+        prop_assert!(parse_search(&body.as_bytes()[..cut], kind).is_err());
+    }
+
+    /// The recorded details, mutated: never a panic, and what is read is sane (checked by
+    /// `feed_all`); a cut body is an error.
+    #[test]
+    fn mutated_details_never_panic(
+        which in 0..WORKS.len(),
+        steps in prop::collection::vec((any::<Index>(), mutation()), 1..6),
+        cut in any::<Index>(),
+    ) {
+        let (fixture, kind) = WORKS[which];
+        let body = mutate(fixture_value(fixture), &steps);
+        feed_all(body.as_bytes(), 200, None);
+        let cut = cut.index(body.len());
+        prop_assert!(parse_details(&body.as_bytes()[..cut], kind).is_err());
+        prop_assert!(parse_my_status(&body.as_bytes()[..cut], kind).is_err());
+    }
+
     /// Broken items among good ones are skipped, and every good one is still read, in order.
     #[test]
     fn broken_items_do_not_hide_their_siblings(
-        broken in prop::collection::vec((any::<Index>(), broken_item()), 1..5),
-        wanted in prop::sample::select(Status::ALL.to_vec()),
+        (kind, broken) in prop::sample::select(MediaKind::ALL.to_vec()).prop_flat_map(|kind| {
+            (Just(kind), prop::collection::vec((any::<Index>(), broken_item(kind)), 1..5))
+        }),
     ) {
-        let good: Vec<Value> = fixture_value(LIST_PAGE)["data"].as_array().unwrap().clone();
-        let expected = parse_list_page(&page_of(good.clone(), None), wanted).unwrap().entries;
+        let good: Vec<Value> = fixture_value(list_fixture(kind))["data"].as_array().unwrap().clone();
+        let expected = parse_list_page(&page_of(good.clone(), None), kind).unwrap().entries;
         prop_assert_eq!(expected.len(), good.len());
         let mut items = good;
+        let n = broken.len();
         for (at, item) in broken {
             let i = at.index(items.len() + 1);
             items.insert(i, item);
         }
-        let page = parse_list_page(&page_of(items, Some("https://x/next")), wanted).unwrap();
+        let page = parse_list_page(&page_of(items, Some("https://x/next")), kind).unwrap();
         prop_assert_eq!(page.entries, expected);
+        prop_assert_eq!(page.skipped, n);
         prop_assert_eq!(page.next.as_deref(), Some("https://x/next"));
     }
 
-    /// Well-formed items in every shape MAL may use are read as MAL means them; among them,
-    /// `num_episodes` 0, null or missing means the total is unknown.
+    /// Well-formed items in every shape MAL may use are read as MAL means them, anime and manga;
+    /// among them, a total of 0, null or missing means the total is unknown.
     #[test]
     fn items_mean_what_mal_means(
-        items in prop::collection::vec(gen_item(), 0..8),
-        wanted in prop::sample::select(Status::ALL.to_vec()),
+        (kind, items) in prop::sample::select(MediaKind::ALL.to_vec())
+            .prop_flat_map(|kind| (Just(kind), prop::collection::vec(gen_item(kind), 0..8))),
     ) {
         let body = page_of(items.iter().map(GenItem::json).collect(), None);
         let readable: Vec<(&GenItem, ListEntry)> =
-            items.iter().filter_map(|i| i.expected(wanted).map(|e| (i, e))).collect();
+            items.iter().filter_map(|i| i.expected().map(|e| (i, e))).collect();
         if !items.is_empty() && readable.is_empty() {
             // Nothing readable on a non-empty page is an error, so the cached list survives it.
-            prop_assert!(parse_list_page(&body, wanted).is_err());
+            prop_assert!(parse_list_page(&body, kind).is_err());
             return Ok(());
         }
-        let page = parse_list_page(&body, wanted).unwrap();
+        let page = parse_list_page(&body, kind).unwrap();
         let expected: Vec<ListEntry> = readable.iter().map(|(_, e)| e.clone()).collect();
         prop_assert_eq!(&page.entries, &expected);
+        prop_assert_eq!(page.skipped, items.len() - readable.len());
         for ((item, _), entry) in readable.iter().zip(&page.entries) {
-            if !matches!(item.episodes, Field::Is(n) if n > 0) {
+            if !matches!(item.work.total, Field::Is(n) if n > 0) {
                 prop_assert_eq!(entry.total, None);
             }
         }
         prop_assert_eq!(page.next, None);
+        // And as the other kind's list, a page is never read as this kind's.
+        if let Ok(other) = parse_list_page(&body, kind.other()) {
+            prop_assert!(other.entries.iter().all(|e| e.kind == kind.other()));
+        }
     }
 
     #[test]
@@ -953,14 +1747,18 @@ proptest! {
     ) {
         let body = format!("{ws}<{rest}");
         let b = body.as_bytes();
-        for err in [
-            parse_list_page(b, Status::Watching).unwrap_err(),
-            parse_list_status(b).unwrap_err(),
-            parse_my_progress(b).unwrap_err(),
-            parse_user(b).unwrap_err(),
-        ] {
-            prop_assert!(matches!(err, ProviderError::BadResponse(_)), "{:?}", err);
-            prop_assert!(err.to_string().contains("HTML"), "{}", err);
+        for kind in MediaKind::ALL {
+            for err in [
+                parse_list_page(b, kind).unwrap_err(),
+                parse_list_status(b, kind, &Patch::progress(1)).unwrap_err(),
+                parse_my_status(b, kind).unwrap_err(),
+                parse_search(b, kind).unwrap_err(),
+                parse_details(b, kind).unwrap_err(),
+                parse_user(b).unwrap_err(),
+            ] {
+                prop_assert!(matches!(err, ProviderError::BadResponse(_)), "{:?}", err);
+                prop_assert!(err.to_string().contains("HTML"), "{}", err);
+            }
         }
         prop_assert_eq!(error_detail(b), ", an HTML page");
         let err = parse_token_response(status, b, Some("old")).unwrap_err().to_string();
@@ -993,56 +1791,155 @@ proptest! {
         prop_assert_eq!(detail, expected);
     }
 
+    /// `PATCH …/my_list_status` answers of every shape, against what was sent: the state is what
+    /// MAL says, field by field; a count MAL leaves out is the one sent; with neither it is an
+    /// error that says so.
     #[test]
-    fn patch_answers_give_the_episodes_or_nothing(watched in field(any::<u32>()), extra in prop::collection::vec((field_name(), arb_json()), 0..3)) {
-        let mut o = fixture_value(PATCH).as_object().unwrap().clone();
-        o.remove("num_episodes_watched");
-        for (k, v) in extra {
-            if k != "num_episodes_watched" {
-                o.insert(k, v);
+    fn patch_answers_read_as_what_mal_holds(
+        (kind, status, sent) in prop::sample::select(MediaKind::ALL.to_vec())
+            .prop_flat_map(|kind| (Just(kind), gen_status(), gen_patch(kind))),
+    ) {
+        let body = serde_json::to_vec(&status.json(kind)).unwrap();
+        match (status.expected(kind, &sent), parse_list_status(&body, kind, &sent)) {
+            (Some(expected), Ok(state)) => prop_assert_eq!(state, expected),
+            (None, Err(e)) => {
+                prop_assert!(matches!(e, ProviderError::BadResponse(_)), "{:?}", e);
+                prop_assert!(e.to_string().contains(kind.units()), "{}", e);
             }
-        }
-        put(&mut o, "num_episodes_watched", &watched);
-        let body = serde_json::to_vec(&Value::Object(o)).unwrap();
-        match parse_list_status(&body) {
-            Ok(n) => prop_assert_eq!(n, get(&watched)),
-            // Only an unknown-typed `status`, `score` or `updated_at` from `extra` may spoil it.
-            Err(e) => prop_assert!(e.to_string().contains("cannot read"), "{}", e),
+            (expected, got) => prop_assert!(false, "expected {:?}, got {:?}", expected, got),
         }
     }
 
-    /// `GET /anime/{id}?fields=my_list_status`: the episodes on the list, `None` when the anime is
-    /// not on the list, and an error when it is on the list without a count.
+    /// The recorded PATCH answers with the count replaced: the count, else the one sent.
     #[test]
-    fn anime_details_give_the_progress_on_the_list(
-        on_list in field(field(any::<u32>())),
-        extra in prop::collection::vec((field_name(), arb_json()), 0..3),
+    fn recorded_patch_answers_give_the_count_or_the_one_sent(
+        kind in prop::sample::select(MediaKind::ALL.to_vec()),
+        done in field(any::<u32>()),
+        sent in prop::option::of(any::<u32>()),
+        extra in prop::collection::vec(("x_[a-z]{1,6}", arb_json()), 0..3),
     ) {
-        let mut o = fixture_value(DETAILS).as_object().unwrap().clone();
+        let fixture = match kind {
+            MediaKind::Anime => PATCH,
+            MediaKind::Manga => MANGA_PATCH,
+        };
+        let mut o = fixture_value(fixture).as_object().unwrap().clone();
+        o.remove(progress_key(kind));
         for (k, v) in extra {
-            if k != "my_list_status" {
-                o.insert(k, v);
-            }
+            o.insert(k, v);
         }
-        let mut status = o.remove("my_list_status").unwrap().as_object().unwrap().clone();
-        status.remove("num_episodes_watched");
-        // Outer `None`: an error is expected (on the list, but the count is missing or null).
-        let expected = match &on_list {
-            Field::Is(watched) => {
-                put(&mut status, "num_episodes_watched", watched);
-                o.insert("my_list_status".into(), Value::Object(status));
-                get(watched).map(Some)
+        put(&mut o, progress_key(kind), &done);
+        let body = serde_json::to_vec(&Value::Object(o)).unwrap();
+        let sent = Patch { progress: sent, ..Patch::default() };
+        match get(&done).or(sent.progress) {
+            Some(n) => {
+                let state = parse_list_status(&body, kind, &sent).unwrap();
+                prop_assert_eq!(state.progress, n);
+                prop_assert_eq!(state.status, Some(Status::Current));
+            }
+            None => prop_assert!(parse_list_status(&body, kind, &sent).is_err()),
+        }
+    }
+
+    /// `GET /{anime|manga}/{id}?fields=my_list_status`: what the list holds, `None` when the work
+    /// is not on the list, and an error when it is on the list without a count, or when the
+    /// answer is not a work's details at all (no `id`).
+    #[test]
+    fn details_give_what_the_list_holds(
+        kind in prop::sample::select(MediaKind::ALL.to_vec()),
+        on_list in field(gen_status()),
+        id in field(prop_oneof![any::<u64>().prop_map(Value::from), ".{0,5}".prop_map(Value::from)]),
+        extra in prop::collection::vec(("x_[a-z]{1,6}", arb_json()), 0..3),
+    ) {
+        let fixture = match kind {
+            MediaKind::Anime => DETAILS,
+            MediaKind::Manga => MANGA_DETAILS,
+        };
+        let mut o = fixture_value(fixture).as_object().unwrap().clone();
+        for (k, v) in extra {
+            o.insert(k, v);
+        }
+        o.remove("my_list_status");
+        o.remove("id");
+        put(&mut o, "id", &id);
+        match &on_list {
+            Field::Is(s) => {
+                o.insert("my_list_status".into(), s.json(kind));
             }
             Field::Null => {
                 o.insert("my_list_status".into(), Value::Null);
-                Some(None)
             }
-            Field::Missing => Some(None),
-        };
+            Field::Missing => {}
+        }
         let body = serde_json::to_vec(&Value::Object(o)).unwrap();
-        match expected {
-            Some(expected) => prop_assert_eq!(parse_my_progress(&body).unwrap(), expected),
-            None => prop_assert!(parse_my_progress(&body).is_err()),
+        let got = parse_my_status(&body, kind);
+        if let Field::Missing = id {
+            prop_assert!(got.is_err(), "no id: {:?}", got);
+            return Ok(());
+        }
+        match &on_list {
+            Field::Is(s) => match s.expected(kind, &Patch::default()) {
+                Some(expected) => prop_assert_eq!(got.unwrap(), Some(expected)),
+                None => prop_assert!(got.is_err(), "{:?}", got),
+            },
+            _ => prop_assert_eq!(got.unwrap(), None),
+        }
+    }
+
+    /// Search answers of every shape: each readable result as MAL means it (a planned entry, the
+    /// year from the season or the start date, the mean with two decimals), unreadable ones
+    /// skipped, in order.
+    #[test]
+    fn search_results_mean_what_mal_means(
+        (kind, results) in prop::sample::select(MediaKind::ALL.to_vec()).prop_flat_map(|kind| {
+            (
+                Just(kind),
+                prop::collection::vec(
+                    prop_oneof![4 => gen_found(kind).prop_map(Ok), 1 => broken_found().prop_map(Err)],
+                    0..6,
+                ),
+            )
+        }),
+        next in prop::option::of(Just("https://x/next")),
+    ) {
+        let items: Vec<Value> = results
+            .iter()
+            .map(|r| match r {
+                Ok(f) => json!({"node": Value::Object(f.node())}),
+                Err(broken) => broken.clone(),
+            })
+            .collect();
+        let expected: Vec<Found> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(GenFound::expected_found)
+            .collect();
+        let found = parse_search(&page_of(items, next), kind).unwrap();
+        prop_assert_eq!(found, expected);
+    }
+
+    /// Details answers of every shape, read as MAL means them.
+    #[test]
+    fn details_mean_what_mal_means(
+        found in prop::sample::select(MediaKind::ALL.to_vec()).prop_flat_map(gen_found),
+        extra in prop::collection::vec(("x_[a-z]{1,6}", arb_json()), 0..3),
+    ) {
+        let mut node = found.node();
+        for (k, v) in extra {
+            node.insert(k, v);
+        }
+        let body = serde_json::to_vec(&Value::Object(node)).unwrap();
+        let kind = found.work.kind;
+        prop_assert_eq!(parse_details(&body, kind).unwrap(), found.expected_details());
+        // The same body holds no list status: not on the list.
+        prop_assert_eq!(parse_my_status(&body, kind).unwrap(), None);
+    }
+
+    /// What is typed into search becomes a query MAL accepts, or nothing.
+    #[test]
+    fn search_queries_are_what_mal_accepts(typed in prop_oneof![".{0,80}", "[ a-z]{0,70}", "\\PC{60,70}"]) {
+        check_query(&typed);
+        if let Some(q) = search_query(&typed) {
+            prop_assert_eq!(search_query(&q), Some(q.clone()), "a query is its own query");
         }
     }
 
@@ -1122,11 +2019,22 @@ proptest! {
         match (&direct, &parsed) {
             (Ok(map), Ok(cfg)) => {
                 prop_assert_eq!(map, &cfg.keys);
+                // A key bound in the table leaves the defaults of the actions the table does not
+                // name.
+                let taken: Vec<_> = Action::ALL
+                    .iter()
+                    .filter(|a| table.contains_key(a.name()))
+                    .flat_map(|a| map.keys_for(*a).iter())
+                    .collect();
                 for action in Action::ALL {
                     let written = match table.get(action.name()) {
                         Some(toml::Value::String(_)) => 1,
                         Some(toml::Value::Array(a)) => a.len(),
-                        _ => KeyMap::default().keys_for(action).len(),
+                        _ => KeyMap::default()
+                            .keys_for(action)
+                            .iter()
+                            .filter(|k| !taken.contains(k))
+                            .count(),
                     };
                     prop_assert_eq!(map.keys_for(action).len(), written);
                 }
@@ -1196,23 +2104,61 @@ fn every_truncation_of_the_recorded_answers_is_an_error() {
         let end = body.iter().rposition(|b| !b.is_ascii_whitespace()).unwrap() + 1;
         0..end
     }
-    parse_list_page(LIST_PAGE, Status::Watching).unwrap();
-    for body in [LIST_PAGE, MANGA_PAGE] {
+    for kind in MediaKind::ALL {
+        parse_list_page(list_fixture(kind), kind).unwrap();
+        for body in [LIST_PAGE, MANGA_PAGE] {
+            for n in cut_points(body) {
+                assert!(parse_list_page(&body[..n], kind).is_err(), "{n}");
+            }
+        }
+    }
+    let sent = Patch::default();
+    assert_eq!(
+        parse_list_status(PATCH, MediaKind::Anime, &sent)
+            .unwrap()
+            .progress,
+        73
+    );
+    let manga = parse_list_status(MANGA_PATCH, MediaKind::Manga, &sent).unwrap();
+    assert_eq!((manga.progress, manga.volumes), (5, 1));
+    for (body, kind) in [(PATCH, MediaKind::Anime), (MANGA_PATCH, MediaKind::Manga)] {
         for n in cut_points(body) {
             assert!(
-                parse_list_page(&body[..n], Status::Watching).is_err(),
+                parse_list_status(&body[..n], kind, &Patch::progress(1)).is_err(),
                 "{n}"
             );
         }
     }
-    assert_eq!(parse_list_status(PATCH).unwrap(), Some(73));
-    for n in cut_points(PATCH) {
-        assert!(parse_list_status(&PATCH[..n]).is_err(), "{n}");
+    assert_eq!(
+        parse_my_status(DETAILS, MediaKind::Anime)
+            .unwrap()
+            .map(|s| s.progress),
+        Some(4)
+    );
+    assert_eq!(
+        parse_my_status(MANGA_DETAILS, MediaKind::Manga)
+            .unwrap()
+            .map(|s| (s.progress, s.score)),
+        Some((167, 9))
+    );
+    assert_eq!(
+        parse_my_status(DETAILS_OFF_LIST, MediaKind::Anime).unwrap(),
+        None
+    );
+    assert_eq!(
+        parse_my_status(MANGA_DETAILS_OFF_LIST, MediaKind::Manga).unwrap(),
+        None
+    );
+    for &(body, kind) in WORKS.iter().filter(|(body, _)| *body != SEARCH) {
+        parse_details(body, kind).unwrap();
+        for n in cut_points(body) {
+            assert!(parse_my_status(&body[..n], kind).is_err(), "{n}");
+            assert!(parse_details(&body[..n], kind).is_err(), "{n}");
+        }
     }
-    assert_eq!(parse_my_progress(DETAILS).unwrap(), Some(4));
-    assert_eq!(parse_my_progress(DETAILS_OFF_LIST).unwrap(), None);
-    for n in cut_points(DETAILS) {
-        assert!(parse_my_progress(&DETAILS[..n]).is_err(), "{n}");
+    assert_eq!(parse_search(SEARCH, MediaKind::Anime).unwrap().len(), 3);
+    for n in cut_points(SEARCH) {
+        assert!(parse_search(&SEARCH[..n], MediaKind::Anime).is_err(), "{n}");
     }
     assert_eq!(parse_user(USER).unwrap(), "nstratos");
     for n in cut_points(USER) {
@@ -1283,7 +2229,7 @@ fn numbers_out_of_range_skip_the_item_not_the_page() {
             &serde_json::to_string(&v).unwrap(),
             &mut std::iter::once(raw),
         );
-        let page = parse_list_page(body.as_bytes(), Status::Watching).unwrap();
+        let page = parse_list_page(body.as_bytes(), MediaKind::Anime).unwrap();
         assert_eq!(page.entries.len(), n, "{field} = {raw}");
     }
 }
@@ -1337,7 +2283,6 @@ fn token_lifetimes_are_clamped() {
 /// with nothing. `src/providers/mal.rs`, `struct Page`: `#[serde(default)] data`. MAL always sends
 /// `data` (`"data": []` for an empty list), so it should be required.
 #[test]
-
 fn a_body_without_data_is_not_an_empty_list() {
     for body in [
         &b"{}"[..],
@@ -1345,28 +2290,43 @@ fn a_body_without_data_is_not_an_empty_list() {
         br#"{"name":"nstratos"}"#,
         b"[]",
     ] {
-        assert!(
-            parse_list_page(body, Status::Watching).is_err(),
-            "{}",
-            String::from_utf8_lossy(body)
-        );
+        for kind in MediaKind::ALL {
+            assert!(
+                parse_list_page(body, kind).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            // Nor is it a search with no results.
+            assert!(
+                parse_search(body, kind).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }
 
 /// FOUND: the same for the check before sending a change made offline: a 200 answer that is not an
 /// anime's details at all (`{}`, `{"error":"not_found"}`) reads as "not on your list", and the
 /// worker then holds the change as "removed from the list elsewhere". `src/providers/mal.rs`,
-/// `parse_my_progress`: `struct Details` has only the optional `my_list_status`. MAL always sends the
-/// anime's `id`; requiring it (and checking it is the one asked for) would tell the two apart.
+/// `parse_my_progress` (now `parse_my_status`): `struct Details` had only the optional
+/// `my_list_status`. MAL always sends the work's `id`; it is now required. The details pane's
+/// parser requires it too.
 #[test]
-
 fn a_body_that_is_not_anime_details_is_not_off_the_list() {
     for body in [&b"{}"[..], br#"{"error":"not_found"}"#, br#"{"data":[]}"#] {
-        assert!(
-            parse_my_progress(body).is_err(),
-            "{}",
-            String::from_utf8_lossy(body)
-        );
+        for kind in MediaKind::ALL {
+            assert!(
+                parse_my_status(body, kind).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(
+                parse_details(body, kind).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }
 
@@ -1376,7 +2336,6 @@ fn a_body_that_is_not_anime_details_is_not_off_the_list() {
 /// so the URL is accepted or refused on other grounds) and toml's own `unknown field` message. Quote
 /// them with `{:?}` (or `escape_default`) instead.
 #[test]
-
 fn config_errors_are_one_line_even_with_escapes() {
     for text in [
         "[keys]\nup = \"a\\nb\"\n",
@@ -1397,7 +2356,6 @@ fn config_errors_are_one_line_even_with_escapes() {
 /// endpoint with a misleading "login code was refused". Anything with `?`, `&`, `=` or `/` cannot
 /// be a bare code: read it as `http://{input}` (or refuse it).
 #[test]
-
 fn pasted_address_without_scheme_is_read_as_an_address() {
     for input in [
         "127.0.0.1:53682/callback?code=abc&state=other",
@@ -1419,7 +2377,6 @@ fn pasted_address_without_scheme_is_read_as_an_address() {
 /// `expires_in` as a string; reading it leniently (unknown → an hour, as for a missing one) or at
 /// least saying which field is unreadable would fix it.
 #[test]
-
 fn a_token_answer_with_an_odd_field_is_not_called_tokenless() {
     for body in [
         r#"{"access_token":"AT-0123456789","expires_in":"3600"}"#,

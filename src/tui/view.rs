@@ -496,8 +496,8 @@ fn draw_help(model: &Model, frame: &mut Frame) {
     let per_column = bindings.len().div_ceil(columns);
     let cell = |(keys, what): &(String, &str)| {
         vec![
-            Span::styled(format!("{keys:>16}"), model.theme.header),
-            Span::raw(format!("  {what:<36}")),
+            Span::styled(format!("{keys:>13}"), model.theme.header),
+            Span::raw(format!("  {what:<24}")),
         ]
     };
     let mut lines: Vec<Line> = (0..per_column)
@@ -513,7 +513,7 @@ fn draw_help(model: &Model, frame: &mut Frame) {
         .collect();
     lines.push(Line::raw(""));
     lines.extend(footer.iter().map(|f| Line::styled(*f, model.theme.dim)));
-    let width = if columns == 2 { 112 } else { 72 };
+    let width = if columns == 2 { 80 } else { 72 };
     let popup = centered(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
     frame.render_widget(

@@ -1472,7 +1472,6 @@ fn help_keys<'a>(screen: &'a str, what: &str) -> Option<&'a str> {
     )
 }
 
-#[ignore = "open: the two-column help still loses lines at 80×24 (issue 4 note)"]
 #[test]
 fn help_lists_the_bindings_in_force_including_a_rebinding() {
     require_tmux!();
@@ -1486,7 +1485,10 @@ fn help_lists_the_bindings_in_force_including_a_rebinding() {
     let tmux = start_synced(&home, &fake, &["Bocchi the Rock!"]);
 
     tmux.type_text("?");
-    let screen = tmux.wait_for("the help", WAIT, |s| s.contains("┌ Keys"));
+    // The whole popup, not the first lines of a frame still being written.
+    let screen = tmux.wait_for("the whole help", WAIT, |s| {
+        s.contains("┌ Keys") && s.contains("Any key closes this help.")
+    });
     for (what, keys) in [
         ("set the score", "z"),
         ("search and add a title", "a Ctrl-n"),
@@ -1619,7 +1621,6 @@ const HELP: [&str; 25] = [
 /// Fails on a bug: the help is one column of 25 bindings and 4 more lines, 31 rows with its border,
 /// cut to the 24 a standard terminal has (`view::draw_help`): the last bindings (`x`, `?` and `q`
 /// quit) and "Any key closes this help." are not shown, and nothing says there is more.
-#[ignore = "open: the two-column help still loses lines at 80×24 (issue 4 note)"]
 #[test]
 fn the_help_shows_every_binding_on_an_80x24_terminal() {
     require_tmux!();
@@ -1633,7 +1634,10 @@ fn the_help_shows_every_binding_on_an_80x24_terminal() {
     });
     tmux.wait_for("the synced list", WAIT, ready(&["Bocchi the Rock!"]));
     tmux.type_text("?");
-    let screen = tmux.wait_for("the help", WAIT, |s| s.contains("┌ Keys"));
+    // The whole popup, not the first lines of a frame still being written.
+    let screen = tmux.wait_for("the whole help", WAIT, |s| {
+        s.contains("┌ Keys") && s.contains("Any key closes this help.")
+    });
     let missing: Vec<&str> = HELP
         .iter()
         .copied()

@@ -2164,6 +2164,7 @@ async fn an_entry_added_from_search_while_offline_is_checked_then_added_and_cach
             now_ms: 0,
             verified: false,
             entry: Some(entry),
+            base_state: None,
         })
     })
     .await
@@ -2203,7 +2204,6 @@ async fn an_entry_added_from_search_while_offline_is_checked_then_added_and_cach
 /// (`Field::Repeating if value == 1 => "re-watching on"`) and `Field::describe` ignore the kind.
 /// Fix: `match kind { MediaKind::Anime => "re-watching", MediaKind::Manga => "re-reading" }` there.
 #[tokio::test]
-#[ignore = "src bug: src/domain/op.rs describes a manga's rereading as re-watching"]
 async fn a_refused_manga_reread_is_called_rereading() {
     let s = setup().await;
     s.fake
@@ -2250,7 +2250,6 @@ async fn a_refused_manga_reread_is_called_rereading() {
 /// the removal lands as delivered; or send the DELETE without looking (a removal cannot overwrite
 /// an edit made elsewhere except by removing it, which is what was asked).
 #[tokio::test]
-#[ignore = "src bug: src/sync/worker.rs refuses an offline removal of a title MAL no longer has"]
 async fn an_offline_removal_of_a_title_mal_no_longer_has_is_done() {
     let s = setup().await;
     let provider: Arc<dyn Provider> = Arc::new(s.logged_in());

@@ -132,10 +132,21 @@ impl Change {
                     .status
                     .map_or_else(String::new, |s| s.label(kind).to_lowercase()),
                 Field::Score => format!("score {value}"),
-                Field::Repeating if value == 1 => "re-watching on".into(),
-                Field::Repeating | Field::Listed => "re-watching off".into(),
+                Field::Repeating | Field::Listed => format!(
+                    "{} {}",
+                    repeating_word(kind),
+                    if value == 1 { "on" } else { "off" }
+                ),
             },
         }
+    }
+}
+
+/// "re-watching" or "re-reading".
+fn repeating_word(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Anime => "re-watching",
+        MediaKind::Manga => "re-reading",
     }
 }
 
@@ -180,8 +191,8 @@ impl Field {
             Field::Progress => format!("{} {value}", kind.unit()),
             Field::Volumes => format!("volume {value}"),
             Field::Score => format!("score {value}"),
-            Field::Repeating if value == 1 => "re-watching".into(),
-            Field::Repeating => "not re-watching".into(),
+            Field::Repeating if value == 1 => repeating_word(kind).into(),
+            Field::Repeating => format!("not {}", repeating_word(kind)),
         }
     }
 }
@@ -207,6 +218,39 @@ pub struct Op {
     /// For an entry added from search: the entry as it was shown, so the list can show it (and the
     /// cache can keep it) before the next fetch.
     pub entry: Option<Box<ListEntry>>,
+    /// Everything the screen showed of the entry before the change (`None` for an addition), so
+    /// every field the change sets is checked against edits made elsewhere, not only `base`'s.
+    pub base_state: Option<ListState>,
+}
+
+impl Op {
+    /// Whether the service still holds what the change was based on, in every field it sets.
+    pub fn base_holds(&self, theirs: Option<&ListState>) -> bool {
+        self.differing_field(theirs).is_none()
+    }
+
+    /// The first field the change sets that the service no longer holds as the change's base had
+    /// it; `None` when the base still holds.
+    pub fn differing_field(&self, theirs: Option<&ListState>) -> Option<Field> {
+        let field = self.change.field();
+        if field.value(theirs) != Some(self.base) {
+            return Some(field);
+        }
+        let (Change::Set(p), Some(base), Some(theirs)) = (&self.change, &self.base_state, theirs)
+        else {
+            return None;
+        };
+        [
+            (p.status.is_some(), Field::Status),
+            (p.progress.is_some(), Field::Progress),
+            (p.volumes.is_some(), Field::Volumes),
+            (p.score.is_some(), Field::Score),
+            (p.repeating.is_some(), Field::Repeating),
+        ]
+        .into_iter()
+        .find(|(set, f)| *set && f.value(Some(base)) != f.value(Some(theirs)))
+        .map(|(_, f)| f)
+    }
 }
 
 /// What the service answered to a change.
@@ -259,5 +303,64 @@ mod tests {
         assert_eq!(Field::Score.describe(MediaKind::Anime, 8), "score 8");
         assert_eq!(Field::Status.describe(MediaKind::Manga, 1), "reading");
         assert_eq!(Change::progress(3).describe(MediaKind::Manga), "chapter 3");
+    }
+
+    #[test]
+    fn every_field_a_change_sets_is_checked_against_the_service() {
+        let planned = ListState {
+            status: Some(Status::Planning),
+            ..ListState::default()
+        };
+        // The first `+` on a planned show sets the status and the count.
+        let first_plus = Op {
+            seq: 1,
+            service: Service::Mal,
+            kind: MediaKind::Anime,
+            media_id: 1,
+            change: Change::Set(Patch {
+                status: Some(Status::Current),
+                progress: Some(1),
+                ..Patch::default()
+            }),
+            base: 5,
+            attempts: 0,
+            verified: false,
+            entry: None,
+            base_state: Some(planned.clone()),
+        };
+        assert!(first_plus.base_holds(Some(&planned)));
+        // Dropped on the website meanwhile: not overwritten.
+        let dropped = ListState {
+            status: Some(Status::Dropped),
+            ..planned.clone()
+        };
+        assert_eq!(
+            first_plus.differing_field(Some(&dropped)),
+            Some(Field::Status)
+        );
+        // Still planned, but a count was set on the website: not overwritten either.
+        let counted = ListState {
+            progress: 3,
+            ..planned.clone()
+        };
+        assert_eq!(
+            first_plus.differing_field(Some(&counted)),
+            Some(Field::Progress)
+        );
+        // A score the change does not touch may differ.
+        let scored = ListState {
+            score: 9,
+            ..planned.clone()
+        };
+        assert!(first_plus.base_holds(Some(&scored)));
+        assert!(!first_plus.base_holds(None), "removed elsewhere");
+        assert_eq!(
+            Change::Set(Patch {
+                repeating: Some(true),
+                ..Patch::default()
+            })
+            .describe(MediaKind::Manga),
+            "re-reading on"
+        );
     }
 }

@@ -609,8 +609,8 @@ pub fn parse_details(body: &[u8], kind: MediaKind) -> Result<Details, ProviderEr
         alternative_titles: Option<AltTitles>,
         end_date: Option<String>,
         mean: Option<f64>,
-        #[serde(default)]
-        genres: Vec<Genre>,
+        /// `null`, and genres without a name, read as none.
+        genres: Option<Vec<Option<Genre>>>,
     }
     #[derive(Deserialize)]
     struct AltTitles {
@@ -618,7 +618,7 @@ pub fn parse_details(body: &[u8], kind: MediaKind) -> Result<Details, ProviderEr
     }
     #[derive(Deserialize)]
     struct Genre {
-        name: String,
+        name: Option<String>,
     }
     let raw: Raw = decode(body)?;
     let media = raw.node.media(kind);
@@ -641,7 +641,14 @@ pub fn parse_details(body: &[u8], kind: MediaKind) -> Result<Details, ProviderEr
             .mean
             .filter(|m| m.is_finite() && *m > 0.0)
             .map(|m| format!("{m:.2}")),
-        genres: raw.genres.into_iter().map(|g| g.name).collect(),
+        genres: raw
+            .genres
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.name)
+            .filter(|n| !n.trim().is_empty())
+            .collect(),
         schedule: media.schedule,
         picture: media.picture,
     })
@@ -945,6 +952,22 @@ mod tests {
         ))
         .unwrap();
         assert!(s.num_episodes_watched.is_some());
+    }
+
+    #[test]
+    fn details_tolerate_null_genres_and_nameless_ones() {
+        let d = parse_details(
+            br#"{"id": 1, "title": "X", "genres": null}"#,
+            MediaKind::Anime,
+        )
+        .unwrap();
+        assert!(d.genres.is_empty());
+        let d = parse_details(
+            br#"{"id": 1, "title": "X", "genres": [{"id": 1}, null, {"id": 2, "name": "Drama"}]}"#,
+            MediaKind::Anime,
+        )
+        .unwrap();
+        assert_eq!(d.genres, vec!["Drama".to_string()]);
     }
 
     #[test]

@@ -67,7 +67,9 @@ const MIGRATIONS: &[&str] = &[
     -- For an entry added from search: the entry as shown, JSON.
     ALTER TABLE outbox ADD COLUMN entry TEXT;
     -- In a conflict, what the service held for the entry (JSON; null: not on the list).
-    ALTER TABLE outbox ADD COLUMN theirs_state TEXT;",
+    ALTER TABLE outbox ADD COLUMN theirs_state TEXT;
+    -- What the screen showed of the entry before the change (JSON), to check every field it sets.
+    ALTER TABLE outbox ADD COLUMN base_state TEXT;",
 ];
 
 /// Brings the schema up to date. Refuses a database written by a newer malt. Runs under the write

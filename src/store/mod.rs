@@ -201,11 +201,11 @@ impl Store {
         let tx = self.write()?;
         for op in ops {
             tx.execute(
-                "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, failed, last_error, account, patch, entry)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, failed, last_error, account, patch, entry, base_state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 rusqlite::params![
                     op.service, op.kind, op.media_id, op.field, op.value, op.base, op.created_at, op.failed, op.last_error, op.account,
-                    op.patch, op.entry
+                    op.patch, op.entry, op.base_state
                 ],
             )
             .map_err(err)?;
@@ -402,6 +402,7 @@ struct SalvagedOp {
     account: Option<String>,
     patch: Option<String>,
     entry: Option<String>,
+    base_state: Option<String>,
 }
 
 /// Reads what can still be read of the outbox and the facts from a damaged database, row by row,
@@ -430,10 +431,10 @@ fn salvage(path: &Path) -> (Vec<SalvagedOp>, Vec<(String, String, String)>) {
              FROM outbox ORDER BY seq"
         )
     };
-    // A database of schema 1 has no `patch` and `entry` columns.
+    // A database of schema 1 has no `patch`, `entry` and `base_state` columns.
     if let Ok(mut stmt) = conn
-        .prepare(&select("patch, entry"))
-        .or_else(|_| conn.prepare(&select("NULL, NULL")))
+        .prepare(&select("patch, entry, base_state"))
+        .or_else(|_| conn.prepare(&select("NULL, NULL, NULL")))
         && let Ok(mut rows) = stmt.query([])
     {
         while let Ok(Some(row)) = rows.next() {
@@ -451,6 +452,7 @@ fn salvage(path: &Path) -> (Vec<SalvagedOp>, Vec<(String, String, String)>) {
                     account: row.get(9)?,
                     patch: row.get(10)?,
                     entry: row.get(11)?,
+                    base_state: row.get(12)?,
                 })
             })();
             match op {

@@ -19,6 +19,8 @@ pub struct NewOp {
     pub verified: bool,
     /// See [`Op::entry`].
     pub entry: Option<ListEntry>,
+    /// See [`Op::base_state`].
+    pub base_state: Option<ListState>,
 }
 
 /// Why a change is held back from sending.
@@ -39,8 +41,7 @@ pub struct Retry {
     pub error: String,
 }
 
-const OP_COLUMNS: &str =
-    "seq, service, kind, media_id, field, value, base, attempts, verified_by, patch, entry";
+const OP_COLUMNS: &str = "seq, service, kind, media_id, field, value, base, attempts, verified_by, patch, entry, base_state";
 
 /// This process's name on leases and verifications: `pid:start:nonce`, where `start` is when the
 /// process started (so a reused pid is not mistaken for it).
@@ -120,6 +121,9 @@ fn op_from_row(row: &Row<'_>, owner: &str) -> rusqlite::Result<Option<Op>> {
         attempts: row.get(7)?,
         verified: row.get::<_, Option<String>>(8)?.as_deref() == Some(owner),
         entry,
+        base_state: row
+            .get::<_, Option<String>>(11)?
+            .and_then(|s| serde_json::from_str::<ListState>(&s).ok()),
     }))
 }
 
@@ -145,6 +149,7 @@ impl Store {
             now_ms,
             verified: false,
             entry: None,
+            base_state: None,
         })
     }
 
@@ -168,6 +173,7 @@ impl Store {
             now_ms,
             verified: true,
             entry: None,
+            base_state: None,
         })
     }
 
@@ -183,6 +189,7 @@ impl Store {
             now_ms,
             verified,
             entry,
+            base_state,
         } = new;
         let owner = self.owner.clone();
         let value = change.value();
@@ -191,6 +198,7 @@ impl Store {
             Change::Remove => ("remove", None),
         };
         let entry = entry.and_then(|e| serde_json::to_string(&e).ok());
+        let base_state = base_state.and_then(|b| serde_json::to_string(&b).ok());
         let label = self.label.clone();
         let err = |source| StoreError::Sqlite {
             path: label.clone(),
@@ -204,8 +212,8 @@ impl Store {
         .map_err(err)?;
         tx.execute(
             "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, verified_by,
-                                 patch, entry)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                 patch, entry, base_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 service.key(),
                 kind.key(),
@@ -217,6 +225,7 @@ impl Store {
                 verified.then_some(owner.as_str()),
                 patch,
                 entry,
+                base_state,
             ],
         )
         .map_err(err)?;
@@ -236,9 +245,9 @@ impl Store {
         let rows = stmt
             .query_map(params![service.key()], |row| {
                 let held = Held {
-                    reason: row.get::<_, String>(11).unwrap_or_default(),
-                    conflict: row.get(12)?,
-                    theirs: row.get(13)?,
+                    reason: row.get::<_, String>(12).unwrap_or_default(),
+                    conflict: row.get(13)?,
+                    theirs: row.get(14)?,
                 };
                 Ok(op_from_row(row, &self.owner)?.map(|op| (op, held)))
             })
@@ -429,8 +438,8 @@ impl Store {
                 .query_map(params![service.key(), now_ms], |row| {
                     Ok((
                         op_from_row(row, &owner)?,
-                        row.get::<_, String>(11)?,
-                        row.get::<_, i64>(12)?,
+                        row.get::<_, String>(12)?,
+                        row.get::<_, i64>(13)?,
                     ))
                 })
                 .map_err(err)?;

@@ -6,7 +6,7 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{Event, now_ms};
-use crate::domain::{Ack, ListState, Op};
+use crate::domain::{Ack, Change, ListState, Op};
 use crate::providers::{Provider, ProviderError};
 use crate::store::{Db, Retry};
 
@@ -170,7 +170,12 @@ impl Worker {
 
     /// Compares what the service holds now with what the entry's waiting changes were based on.
     async fn check(&self, op: &Op) -> Result<Check, ProviderError> {
-        let state = self.provider.current(op.kind, op.media_id).await?;
+        let state = match self.provider.current(op.kind, op.media_id).await {
+            Ok(state) => state,
+            // The title itself is gone from the service: for a removal, that is what it wanted.
+            Err(e) if e.is_permanent() && op.change == Change::Remove => None,
+            Err(e) => return Err(e),
+        };
         let (service, kind, media_id) = (op.service, op.kind, op.media_id);
         let waiting = self
             .db
@@ -179,7 +184,8 @@ impl Worker {
             .map_err(|e| ProviderError::Local(e.to_string()))?;
         let field = op.change.field();
         let theirs = field.value(state.as_ref());
-        if theirs == Some(op.base) {
+        let differs = op.differing_field(state.as_ref());
+        if differs.is_none() {
             let _ = self
                 .db
                 .call(move |s| s.set_verified(service, kind, media_id, true))
@@ -199,8 +205,11 @@ impl Worker {
         let mine = waiting
             .last()
             .map_or_else(|| op.change.describe(kind), |o| o.change.describe(kind));
-        let theirs_words = match theirs {
-            Some(n) => field.describe(kind, n),
+        // Name the field that was changed elsewhere (a status moved on the website, say, while
+        // the change is about the count).
+        let shown = differs.unwrap_or(field);
+        let theirs_words = match shown.value(state.as_ref()) {
+            Some(n) => shown.describe(kind, n),
             None => "not on the list".into(),
         };
         let reason = format!("changed elsewhere to {theirs_words} (yours: {mine})");

@@ -1,5 +1,5 @@
 use super::model::Key;
-use crate::domain::{Change, ListEntry, MediaKind};
+use crate::domain::{Change, ListEntry, ListState, MediaKind};
 
 /// Work `update` asks the runtime to do. Effects are data, so `update` stays pure and testable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub enum Effect {
         fresh: bool,
         /// An entry added from search, as shown.
         entry: Option<Box<ListEntry>>,
+        /// See `Op::base_state`.
+        base_state: Option<ListState>,
     },
     /// Fetch one kind's whole list from the service.
     Fetch(MediaKind),

@@ -184,6 +184,7 @@ impl Runtime {
                 base,
                 fresh,
                 entry,
+                base_state,
             } => {
                 let op = NewOp {
                     service: self.service,
@@ -194,6 +195,7 @@ impl Runtime {
                     now_ms: sync::now_ms(),
                     verified: fresh,
                     entry: entry.map(|e| *e),
+                    base_state,
                 };
                 // Submitted in keypress order; the database thread keeps that order.
                 let written = self.db.submit(move |s| s.insert_op(op));

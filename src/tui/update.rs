@@ -264,6 +264,7 @@ fn edit(model: &mut Model, key: Key, change: Change) -> Vec<Effect> {
         return Vec::new();
     };
     let base = change.field().of(&row.entry);
+    let base_state = Some(row.entry.state());
     // Sent without looking first only when the screen shows what the service holds: this run has
     // heard from it, nothing failed since, and the entry is not in conflict.
     let fresh = online && !row.in_conflict();
@@ -280,6 +281,7 @@ fn edit(model: &mut Model, key: Key, change: Change) -> Vec<Effect> {
         base,
         fresh,
         entry: None,
+        base_state,
     };
     let selected = model.selected_key();
     refresh(model);
@@ -704,16 +706,18 @@ fn add_found(model: &mut Model, search: &Search, status: Status) -> Vec<Effect> 
     }
     let title = entry.title.clone();
     let row = model.row_mut(key.0, key.1).map(|row| {
-        let base = if row.confirmed.is_none() || was_removing {
-            0
-        } else {
+        let listed = row.confirmed.is_some() && !was_removing;
+        let base = if listed {
             Change::Set(patch.clone()).field().of(&row.entry)
+        } else {
+            0
         };
+        let base_state = listed.then(|| row.entry.state());
         Change::Set(patch.clone()).apply_to(&mut row.entry);
         row.pending += 1;
-        (base, row.entry.clone())
+        (base, base_state, row.entry.clone())
     });
-    let Some((base, shown)) = row else {
+    let Some((base, base_state, shown)) = row else {
         return Vec::new();
     };
     go_to(model, key);
@@ -726,6 +730,7 @@ fn add_found(model: &mut Model, search: &Search, status: Status) -> Vec<Effect> 
         // Checked first: it may be on the list already, added elsewhere.
         fresh: false,
         entry: Some(Box::new(shown)),
+        base_state,
     }]
 }
 

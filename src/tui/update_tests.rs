@@ -471,6 +471,7 @@ fn op(seq: i64, change: Change, base: u32) -> Op {
         attempts: 0,
         verified: false,
         entry: None,
+        base_state: None,
     }
 }
 
@@ -1576,9 +1577,14 @@ fn enter_on_a_result_chooses_a_status_and_adds_it() {
                 base,
                 fresh,
                 entry: Some(shown),
+                base_state,
             },
         ] => {
             assert_eq!((*kind, *media_id, *base, *fresh), (A, 50, 0, false));
+            assert_eq!(
+                base_state, &None,
+                "an addition is based on not being listed"
+            );
             assert_eq!(change, &added);
             assert_eq!(shown.title, "Fifty");
             assert_eq!(shown.status, Status::Planning);

@@ -950,7 +950,7 @@ impl GenWork {
         Media {
             media_type: get(&self.media_type),
             picture: self.picture(),
-            schedule: self.schedule(),
+            schedule: self.schedule().map(Box::new),
         }
     }
 }

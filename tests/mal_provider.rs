@@ -216,8 +216,8 @@ async fn every_status_of_the_anime_list_comes_in_one_pass() {
     );
     let airing = by_id(&entries, 7);
     assert_eq!(
-        airing.media.schedule,
-        Some(Schedule {
+        airing.media.schedule.as_deref(),
+        Some(&Schedule {
             state: AiringState::Airing,
             start_date: Some("2025-04-05".into()),
             broadcast_day: Some("saturday".into()),

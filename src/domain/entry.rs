@@ -155,7 +155,7 @@ pub struct Media {
     pub picture: Option<String>,
     /// Airing facts, for anime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<Schedule>,
+    pub schedule: Option<Box<Schedule>>,
 }
 
 /// What the user's list holds for one work: the part a change can touch.

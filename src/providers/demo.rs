@@ -423,7 +423,7 @@ fn entry_of(work: &Work, now: jiff::Timestamp) -> ListEntry {
         media: Media {
             media_type: Some(work.media_type.into()),
             picture: None,
-            schedule: schedule_of(work, now),
+            schedule: schedule_of(work, now).map(Box::new),
         },
         ..ListEntry::new(work.id, work.kind, work.title, Status::Planning)
     }

@@ -229,7 +229,8 @@ async fn read_body(response: Response) -> Result<Vec<u8>, ProviderError> {
     response
         .bytes()
         .await
-        .map(|b| b.to_vec())
+        // Usually the only owner: no copy.
+        .map(Vec::from)
         .map_err(|e| ProviderError::Offline(describe_transport(&e)))
 }
 
@@ -400,7 +401,7 @@ impl Node {
                 .main_picture
                 .as_ref()
                 .and_then(|p| p.large.clone().or_else(|| p.medium.clone())),
-            schedule,
+            schedule: schedule.map(Box::new),
         }
     }
 
@@ -649,7 +650,7 @@ pub fn parse_details(body: &[u8], kind: MediaKind) -> Result<Details, ProviderEr
             .filter_map(|g| g.name)
             .filter(|n| !n.trim().is_empty())
             .collect(),
-        schedule: media.schedule,
+        schedule: media.schedule.map(|s| *s),
         picture: media.picture,
     })
 }

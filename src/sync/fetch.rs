@@ -27,18 +27,33 @@ pub async fn fetch_list(
         }) => {
             let service = provider.service();
             let at = jiff::Timestamp::now();
-            let stored = entries.clone();
             // With unreadable items, an entry missing from the answer may be one of them: keep it.
             let keep_missing = unreadable > 0;
+            // The list goes to the database thread and comes back for the screen: thousands of
+            // entries are not copied.
             let saved = db
                 .call(move |s| {
-                    s.replace_entries(service, kind, &stored, started, keep_missing)?;
-                    s.set_meta(service, "last_sync", &at.to_string())
+                    let saved = s
+                        .replace_entries(service, kind, &entries, started, keep_missing)
+                        .and_then(|()| s.set_meta(service, "last_sync", &at.to_string()));
+                    Ok((entries, saved))
                 })
                 .await;
-            if let Err(e) = saved {
-                tracing::error!("cannot cache the list: {e}");
-            }
+            let entries = match saved {
+                Ok((entries, Ok(()))) => entries,
+                Ok((entries, Err(e))) => {
+                    tracing::error!("cannot cache the list: {e}");
+                    entries
+                }
+                Err(e) => {
+                    tracing::error!("cannot cache the list: {e}");
+                    let _ = events.send(Event::ListFailed {
+                        kind,
+                        error: crate::providers::ProviderError::Local(e.to_string()),
+                    });
+                    return;
+                }
+            };
             tracing::info!(
                 kind = kind.key(),
                 entries = entries.len(),

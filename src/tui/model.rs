@@ -21,7 +21,7 @@ pub struct Row {
     /// A removal is waiting: the row is hidden.
     pub removing: bool,
     /// The change the service refused, if it did; kept until retried, dropped or superseded.
-    pub refused: Option<Refusal>,
+    pub refused: Option<Box<Refusal>>,
 }
 
 impl Row {
@@ -318,13 +318,13 @@ impl Model {
                     },
                 );
             op.change.apply_to(&mut shown);
-            row.refused = Some(Refusal {
+            row.refused = Some(Box::new(Refusal {
                 what: op.change.describe(op.kind),
                 count,
                 reason: held.reason.clone(),
                 conflict: held.conflict,
                 shown: Some(shown.state()),
-            });
+            }));
             if held.conflict {
                 // Both sides stay visible: the row shows the user's value, the bar the other.
                 op.change.apply_to(&mut row.entry);

@@ -972,13 +972,13 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             match model.row_mut(kind, media_id) {
                 Some(row) => {
                     let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
-                    row.refused = Some(Refusal {
+                    row.refused = Some(Box::new(Refusal {
                         what: what.clone(),
                         count,
                         reason: reason.clone(),
                         conflict: false,
                         shown: Some(row.entry.state()),
-                    });
+                    }));
                     model.error = Some(format!(
                         "{}: {what} refused: {reason} ({retry} retry, {discard} drop)",
                         row.entry.title
@@ -1008,13 +1008,13 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                     "{}: {reason} ({keep_mine} keep yours, {keep_theirs} keep {service}'s)",
                     row.entry.title
                 );
-                row.refused = Some(Refusal {
+                row.refused = Some(Box::new(Refusal {
                     what: mine,
                     count: held,
                     reason,
                     conflict: true,
                     shown: Some(row.entry.state()),
-                });
+                }));
                 model.error = Some(message);
             }
         }
@@ -1088,11 +1088,17 @@ fn merge(
     let selected = model.selected_key();
     let (mine, others): (Vec<Row>, Vec<Row>) =
         model.rows.drain(..).partition(|r| r.entry.kind == kind);
-    let mut old: std::collections::HashMap<u64, Row> =
-        mine.into_iter().map(|r| (r.entry.id, r)).collect();
-    let mut rows = others;
+    // Rows are large and lists long: the old rows stay where they are, found by an index.
+    let mut old: Vec<Option<Row>> = mine.into_iter().map(Some).collect();
+    let index: std::collections::HashMap<u64, usize> = old
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().map(|r| (r.entry.id, i)))
+        .collect();
+    let mut rows = Vec::with_capacity(others.len() + entries.len());
+    rows.extend(others);
     for fetched in entries.into_iter().filter(|e| e.kind == kind) {
-        let prev = old.remove(&fetched.id);
+        let prev = index.get(&fetched.id).and_then(|&i| old[i].take());
         let mut row = Row::new(fetched);
         if let Some(prev) = prev {
             if confirmed_meanwhile.contains(&prev.key()) {
@@ -1113,7 +1119,8 @@ fn merge(
     // Rows the answer does not have: additions on their way, and (when items could not be read)
     // what was known.
     rows.extend(
-        old.into_values()
+        old.into_iter()
+            .flatten()
             .filter(|r| keep_missing || r.pending > 0 || r.refused.is_some()),
     );
     model.rows = rows;

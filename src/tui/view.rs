@@ -991,7 +991,7 @@ mod tests {
         );
         m.now = NOW.parse().unwrap();
         let mut frieren = entry(52991, "Sousou no Frieren", 5, Some(24), 10);
-        frieren.media.schedule = Some(airing());
+        frieren.media.schedule = Some(Box::new(airing()));
         let mut steins = entry(9253, "Steins;Gate", 12, Some(24), 0);
         steins.repeating = true;
         let mut berserk = ListEntry::new(2, MediaKind::Manga, "Berserk", Status::Current);
@@ -1015,13 +1015,13 @@ mod tests {
         m.rows[i].entry.progress = 1072;
         m.rows[i].pending = 1;
         let i = m.row_index(MediaKind::Anime, 1).unwrap();
-        m.rows[i].refused = Some(Refusal {
+        m.rows[i].refused = Some(Box::new(Refusal {
             shown: None,
             what: "episode 4".into(),
             count: 1,
             reason: "gone".into(),
             conflict: false,
-        });
+        }));
         crate::tui::list::refresh(&mut m);
         m.selected = 1;
         m.last_sync = Some(NOW.parse().unwrap());

@@ -192,6 +192,22 @@ pub struct Search {
     pub choosing: Option<usize>,
 }
 
+impl Search {
+    /// An empty search of `kind`, ready for typing.
+    pub fn new(kind: MediaKind) -> Search {
+        Search {
+            kind,
+            input: String::new(),
+            editing: true,
+            sent: None,
+            searching: false,
+            results: None,
+            selected: 0,
+            choosing: None,
+        }
+    }
+}
+
 /// What is drawn over the list.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Overlay {

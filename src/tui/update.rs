@@ -189,16 +189,7 @@ fn act(model: &mut Model, action: Action) -> Vec<Effect> {
         }
         Action::Details => return open_details(model),
         Action::Add => {
-            model.overlay = Some(Overlay::Search(Box::new(Search {
-                kind: model.kind,
-                input: String::new(),
-                editing: true,
-                sent: None,
-                searching: false,
-                results: None,
-                selected: 0,
-                choosing: None,
-            })));
+            model.overlay = Some(Overlay::Search(Box::new(Search::new(model.kind))));
         }
         Action::Filter => model.filter.editing = true,
         Action::Sort => {

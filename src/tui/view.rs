@@ -1261,16 +1261,7 @@ mod tests {
         insta::assert_snapshot!(draw(&sample(), 30, 6));
         insta::assert_snapshot!(draw(&sample(), 1, 1));
         let mut m = sample();
-        m.overlay = Some(Overlay::Search(Box::new(Search {
-            kind: MediaKind::Anime,
-            input: String::new(),
-            editing: true,
-            sent: None,
-            searching: false,
-            results: None,
-            selected: 0,
-            choosing: None,
-        })));
+        m.overlay = Some(Overlay::Search(Box::new(Search::new(MediaKind::Anime))));
         draw(&m, 12, 4);
         m.overlay = Some(Overlay::Prompt(Prompt::Score {
             typed_one: false,

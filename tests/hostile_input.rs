@@ -1246,7 +1246,14 @@ impl GenFound {
             start_date: self.start_date(),
             end_date: get(&self.end_date),
             mean: self.mean(),
-            genres: self.genres.clone().unwrap_or_default(),
+            // A genre without a name (blank) is not shown.
+            genres: self
+                .genres
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|g| !g.trim().is_empty())
+                .collect(),
             schedule: work.schedule(),
             picture: work.picture(),
         }

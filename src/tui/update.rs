@@ -346,8 +346,9 @@ fn ask_completion(model: &mut Model, key: Key) {
         return;
     };
     let e = &row.entry;
+    // A completed show being re-watched is asked too: completing ends the re-watch.
     if e.total == Some(e.progress)
-        && e.status != Status::Completed
+        && (e.status != Status::Completed || e.repeating)
         && !model.declined.contains(&key)
     {
         model.overlay = Some(Overlay::Prompt(Prompt::Complete { key }));

@@ -2001,3 +2001,32 @@ fn enter_again_while_waiting_does_not_send_the_search_twice() {
         "one request per query"
     );
 }
+
+#[test]
+fn finishing_a_rewatch_asks_to_complete_and_ends_the_rewatch() {
+    let mut done = entry(1, "A", 11, Some(12));
+    done.status = Status::Completed;
+    done.repeating = true;
+    let mut m = model(vec![done]);
+    m.tab = Status::Completed;
+    crate::tui::list::refresh(&mut m);
+    update(&mut m, Msg::Clock("2026-11-25T10:00:00Z".parse().unwrap()));
+    update(&mut m, key('+'));
+    assert!(
+        matches!(m.overlay, Some(Overlay::Prompt(Prompt::Complete { .. }))),
+        "{:?}",
+        m.overlay
+    );
+    let effects = update(&mut m, key('y'));
+    let patch = match effects.as_slice() {
+        [
+            Effect::Enqueue {
+                change: Change::Set(p),
+                ..
+            },
+        ] => p.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(patch.repeating, Some(false));
+    assert_eq!(patch.finish_date.as_deref(), Some("2026-11-25"));
+}

@@ -536,10 +536,14 @@ fn entry_from_item(raw: &serde_json::value::RawValue, kind: MediaKind) -> Option
         );
         return None;
     };
+    let mut media = node.media(kind);
+    // Only a show still to air has a schedule worth keeping in the list: thousands of finished
+    // ones would each carry one for nothing.
+    media.schedule.take_if(|s| s.state == AiringState::Finished);
     let mut entry = ListEntry {
         total: node.total(kind),
         total_volumes: node.num_volumes.filter(|n| *n > 0),
-        media: node.media(kind),
+        media,
         ..ListEntry::new(node.id, kind, &node.title(), status)
     };
     entry.set_state(&state);

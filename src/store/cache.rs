@@ -114,8 +114,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {ENTRY_COLUMNS} FROM entries WHERE service = ?1
-                 ORDER BY title COLLATE NOCASE, id"
+                "SELECT {ENTRY_COLUMNS} FROM entries WHERE service = ?1"
             ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -127,6 +126,8 @@ impl Store {
                 out.push(entry);
             }
         }
+        // Sorted here rather than by SQLite, whose sorter would hold a second copy of the list.
+        out.sort_by_cached_key(|e| (e.title.to_lowercase(), e.id));
         Ok(out)
     }
 

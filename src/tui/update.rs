@@ -1078,44 +1078,50 @@ fn merge(
     keep_missing: bool,
 ) {
     let selected = model.selected_key();
-    let (mine, others): (Vec<Row>, Vec<Row>) =
-        model.rows.drain(..).partition(|r| r.entry.kind == kind);
-    // Rows are large and lists long: the old rows stay where they are, found by an index.
-    let mut old: Vec<Option<Row>> = mine.into_iter().map(Some).collect();
-    let index: std::collections::HashMap<u64, usize> = old
+    // Rows are large and lists long: they are updated where they are, found by an index, and no
+    // second copy of the list is built.
+    let index: std::collections::HashMap<u64, usize> = model
+        .rows
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.as_ref().map(|r| (r.entry.id, i)))
+        .filter(|(_, r)| r.entry.kind == kind)
+        .map(|(i, r)| (r.entry.id, i))
         .collect();
-    let mut rows = Vec::with_capacity(others.len() + entries.len());
-    rows.extend(others);
+    let mut answered = vec![false; model.rows.len()];
     for fetched in entries.into_iter().filter(|e| e.kind == kind) {
-        let prev = index.get(&fetched.id).and_then(|&i| old[i].take());
+        let Some(&i) = index.get(&fetched.id) else {
+            model.rows.push(Row::new(fetched));
+            continue;
+        };
+        answered[i] = true;
+        let prev = &mut model.rows[i];
         let mut row = Row::new(fetched);
-        if let Some(prev) = prev {
-            if confirmed_meanwhile.contains(&prev.key()) {
-                // The list was read before that change arrived: keep what it confirmed.
-                row.confirmed = prev.confirmed.clone();
-                row.show_confirmed();
-            }
-            if prev.pending > 0 || prev.in_conflict() {
-                // Unconfirmed changes, or a conflict: the user's values stay on screen.
-                row.entry.set_state(&prev.entry.state());
-                row.removing = prev.removing;
-            }
-            row.pending = prev.pending;
-            row.refused = prev.refused;
+        if confirmed_meanwhile.contains(&prev.key()) {
+            // The list was read before that change arrived: keep what it confirmed.
+            row.confirmed = prev.confirmed.take();
+            row.show_confirmed();
         }
-        rows.push(row);
+        if prev.pending > 0 || prev.in_conflict() {
+            // Unconfirmed changes, or a conflict: the user's values stay on screen.
+            row.entry.set_state(&prev.entry.state());
+            row.removing = prev.removing;
+        }
+        row.pending = prev.pending;
+        row.refused = prev.refused.take();
+        *prev = row;
     }
-    // Rows the answer does not have: additions on their way, and (when items could not be read)
-    // what was known.
-    rows.extend(
-        old.into_iter()
-            .flatten()
-            .filter(|r| keep_missing || r.pending > 0 || r.refused.is_some()),
-    );
-    model.rows = rows;
+    // Rows the answer does not have go, except additions on their way, refused changes, and
+    // (when items could not be read) what was known.
+    let mut at = 0;
+    model.rows.retain(|r| {
+        let keep = r.entry.kind != kind
+            || answered.get(at).is_none_or(|a| *a)
+            || keep_missing
+            || r.pending > 0
+            || r.refused.is_some();
+        at += 1;
+        keep
+    });
     model.visible.clear();
     refresh(model);
     reselect(model, selected);

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, 
 use super::list::matched_chars;
 use super::model::{DetailsPane, Link, Model, Overlay, Prompt, Row, Search};
 use crate::config::Action;
-use crate::domain::airing::{countdown, local_label};
+use crate::domain::airing::{AiringState, countdown, local_label};
 use crate::domain::{MediaKind, Status};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -137,7 +137,8 @@ fn volumes_text(row: &Row) -> String {
     format!("{} / {total}", row.entry.volumes)
 }
 
-/// Whether an episode the user has not watched has aired (shown as a marker).
+/// Whether an episode of a show still airing has aired that the user has not watched (shown as a
+/// marker; a finished show the user is behind on is not news).
 fn new_episode(model: &Model, row: &Row) -> bool {
     row.entry.status == Status::Current
         && row
@@ -145,6 +146,7 @@ fn new_episode(model: &Model, row: &Row) -> bool {
             .media
             .schedule
             .as_ref()
+            .filter(|s| s.state == AiringState::Airing)
             .and_then(|s| s.aired(model.now))
             .is_some_and(|aired| aired > row.entry.progress)
 }
@@ -1037,6 +1039,22 @@ mod tests {
     #[test]
     fn list_with_tabs_markers_and_countdown() {
         insta::assert_snapshot!(draw(&sample(), 100, 10));
+    }
+
+    #[test]
+    fn only_a_show_still_airing_gets_the_new_episode_marker() {
+        let mut m = sample();
+        let i = m.row_index(MediaKind::Anime, 52991).unwrap();
+        let mut finished = airing();
+        finished.state = AiringState::Finished;
+        m.rows[i].entry.media.schedule = Some(Box::new(finished));
+        let screen = draw(&m, 100, 10);
+        let line = screen.lines().find(|l| l.contains("Sousou no Frieren")).unwrap();
+        assert!(!line.contains('●'), "{line}");
+        // The same show still airing, five episodes behind, is marked.
+        let screen = draw(&sample(), 100, 10);
+        let line = screen.lines().find(|l| l.contains("Sousou no Frieren")).unwrap();
+        assert!(line.contains('●'), "{line}");
     }
 
     #[test]

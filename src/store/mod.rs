@@ -241,6 +241,10 @@ impl Store {
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite)?;
+        // 1 MiB of page cache (SQLite's default is 2): the list is read once at start and written
+        // once per sync, so a larger cache buys nothing but resident memory.
+        conn.pragma_update(None, "cache_size", -1024)
+            .map_err(sqlite)?;
         if wal {
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(sqlite)?;

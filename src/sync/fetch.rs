@@ -16,7 +16,7 @@ pub async fn fetch_list(
 ) {
     let progress = events.clone();
     let arrived = move |n: usize| {
-        let _ = progress.send(Event::ListProgress(n));
+        let _ = progress.send(Event::ListProgress { kind, received: n });
     };
     let started = super::now_ms();
     let result = provider.fetch_list(kind, &arrived).await;

@@ -15,8 +15,8 @@ use crate::providers::ProviderError;
 /// What background work tells the UI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A list fetch has received this many entries so far.
-    ListProgress(usize),
+    /// A list fetch has received this many entries of one kind so far.
+    ListProgress { kind: MediaKind, received: usize },
     /// A list fetch finished and the cache holds the result.
     ListFetched {
         kind: MediaKind,

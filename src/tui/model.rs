@@ -80,7 +80,8 @@ pub enum Link {
 pub struct Fetching {
     /// Kinds still being fetched.
     pub remaining: Vec<MediaKind>,
-    pub received: usize,
+    /// Entries received so far, per kind (both lists are fetched at once).
+    pub received: Vec<(MediaKind, usize)>,
     pub frame: usize,
     /// Entries whose change the service confirmed while the list was being read: the list may
     /// predate that change, so their confirmed state is kept.

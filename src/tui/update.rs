@@ -871,9 +871,12 @@ fn settle(model: &mut Model, key: Key, by: u32) {
 
 fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
     match event {
-        Event::ListProgress(n) => {
+        Event::ListProgress { kind, received } => {
             if let Some(f) = &mut model.fetching {
-                f.received = n;
+                match f.received.iter_mut().find(|(k, _)| *k == kind) {
+                    Some(slot) => slot.1 = received,
+                    None => f.received.push((kind, received)),
+                }
             }
         }
         Event::ListFetched {

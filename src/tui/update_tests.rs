@@ -666,8 +666,33 @@ fn refresh_starts_one_fetch_at_a_time() {
     let mut m = model(vec![]);
     assert_eq!(start(&mut m), vec![Effect::Fetch(A), Effect::Fetch(M)]);
     assert!(update(&mut m, key('r')).is_empty());
-    update(&mut m, Msg::Sync(Event::ListProgress(40)));
-    assert_eq!(m.fetching.as_ref().map(|f| f.received), Some(40));
+    update(
+        &mut m,
+        Msg::Sync(Event::ListProgress {
+            kind: A,
+            received: 40,
+        }),
+    );
+    update(
+        &mut m,
+        Msg::Sync(Event::ListProgress {
+            kind: M,
+            received: 7,
+        }),
+    );
+    update(
+        &mut m,
+        Msg::Sync(Event::ListProgress {
+            kind: A,
+            received: 45,
+        }),
+    );
+    let received: usize = m
+        .fetching
+        .as_ref()
+        .map(|f| f.received.iter().map(|(_, n)| n).sum())
+        .unwrap_or(0);
+    assert_eq!(received, 52, "both lists counted, each by its latest word");
     update(
         &mut m,
         Msg::Sync(Event::ListFailed {

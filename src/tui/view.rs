@@ -325,7 +325,7 @@ fn status_bar(model: &Model) -> Line<'static> {
         spans.push(Span::raw(format!(
             "{} syncing… {} entries",
             SPINNER[f.frame % SPINNER.len()],
-            f.received
+            f.received.iter().map(|(_, n)| n).sum::<usize>()
         )));
     } else if let Link::Offline(_) = model.link {
         spans.push(Span::styled("offline", theme.pending));
@@ -1049,11 +1049,17 @@ mod tests {
         finished.state = AiringState::Finished;
         m.rows[i].entry.media.schedule = Some(Box::new(finished));
         let screen = draw(&m, 100, 10);
-        let line = screen.lines().find(|l| l.contains("Sousou no Frieren")).unwrap();
+        let line = screen
+            .lines()
+            .find(|l| l.contains("Sousou no Frieren"))
+            .unwrap();
         assert!(!line.contains('●'), "{line}");
         // The same show still airing, five episodes behind, is marked.
         let screen = draw(&sample(), 100, 10);
-        let line = screen.lines().find(|l| l.contains("Sousou no Frieren")).unwrap();
+        let line = screen
+            .lines()
+            .find(|l| l.contains("Sousou no Frieren"))
+            .unwrap();
         assert!(line.contains('●'), "{line}");
     }
 
@@ -1089,7 +1095,7 @@ mod tests {
     fn syncing_shows_spinner_and_count() {
         let mut m = sample();
         m.fetching = Some(Fetching {
-            received: 1000,
+            received: vec![(MediaKind::Anime, 900), (MediaKind::Manga, 100)],
             frame: 3,
             ..Default::default()
         });

@@ -82,6 +82,11 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
 
 fn on_key(model: &mut Model, key: KeyEvent) -> Vec<Effect> {
     let action = model.keys.action(&key);
+    // Ctrl-C quits from anywhere, also while a search or a prompt takes the keys.
+    if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+        model.quit = true;
+        return Vec::new();
+    }
     match model.overlay.take() {
         Some(Overlay::Help) => {
             // Any key closes the help; quit still quits.

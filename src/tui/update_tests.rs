@@ -2055,3 +2055,17 @@ fn finishing_a_rewatch_asks_to_complete_and_ends_the_rewatch() {
     assert_eq!(patch.repeating, Some(false));
     assert_eq!(patch.finish_date.as_deref(), Some("2026-11-25"));
 }
+
+#[test]
+fn ctrl_c_quits_from_a_search_and_from_the_filter() {
+    let ctrl_c = Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    let mut m = model(vec![entry(1, "A", 5, None)]);
+    update(&mut m, key('a'));
+    assert!(matches!(m.overlay, Some(Overlay::Search(_))));
+    update(&mut m, ctrl_c.clone());
+    assert!(m.quit);
+    let mut m = model(vec![entry(1, "A", 5, None)]);
+    update(&mut m, key('/'));
+    update(&mut m, ctrl_c);
+    assert!(m.quit);
+}

@@ -1031,10 +1031,13 @@ impl GenItem {
             return None;
         }
         let state = self.status.expected(kind, &Patch::default())?;
+        let mut media = self.work.media();
+        // In the list, a finished show keeps no schedule.
+        media.schedule.take_if(|s| s.state == AiringState::Finished);
         let mut entry = ListEntry {
             total: self.work.total(),
             total_volumes: self.work.total_volumes(),
-            media: self.work.media(),
+            media,
             ..ListEntry::new(self.work.id, kind, &self.work.title(), state.status?)
         };
         entry.set_state(&state);

@@ -2199,10 +2199,96 @@ async fn an_entry_added_from_search_while_offline_is_checked_then_added_and_cach
     assert_eq!(cached[0].total, Some(13));
 }
 
-/// FOUND: what the messages call a manga's rereading flag. A refused or conflicting change to it is
-/// described as "re-watching on" / "not re-watching": `src/domain/op.rs`, `Change::describe`
-/// (`Field::Repeating if value == 1 => "re-watching on"`) and `Field::describe` ignore the kind.
-/// Fix: `match kind { MediaKind::Anime => "re-watching", MediaKind::Manga => "re-reading" }` there.
+/// A `+` made offline on a planned show (status and count in one change) is not sent when the show
+/// was dropped on the website meanwhile: the check looks at every field the change sets, and the
+/// conflict names the status.
+#[tokio::test]
+async fn an_offline_first_plus_does_not_undo_a_status_changed_on_the_website() {
+    let s = setup().await;
+    s.fake
+        .add_anime(Anime::new(10, "Planned", 12).list_status("dropped"));
+    let provider: Arc<dyn Provider> = Arc::new(s.logged_in());
+    let db = Db::spawn(Store::open_in_memory().unwrap());
+    let planned = ListState {
+        status: Some(Status::Planning),
+        ..ListState::default()
+    };
+    db.call(move |st| {
+        st.insert_op(NewOp {
+            service: Service::Mal,
+            kind: MediaKind::Anime,
+            media_id: 10,
+            change: Change::Set(Patch {
+                status: Some(Status::Current),
+                progress: Some(1),
+                start_date: Some("2026-11-25".into()),
+                ..Patch::default()
+            }),
+            // Checked on the status: planned (5) when the change was made.
+            base: 5,
+            now_ms: 0,
+            verified: false,
+            entry: None,
+            base_state: Some(planned),
+        })
+    })
+    .await
+    .unwrap();
+    let events = worker_events(provider, &db, 1).await;
+    match &events[0] {
+        Event::Conflict { theirs, .. } => assert_eq!(theirs, "dropped"),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.fake.patches().is_empty(), "nothing overwritten");
+    assert_eq!(s.fake.status(10).as_deref(), Some("dropped"));
+}
+
+/// The same when the website kept the show planned but set a count: the change sets the count too,
+/// so it is held rather than sent.
+#[tokio::test]
+async fn an_offline_first_plus_does_not_undo_a_count_set_on_the_website() {
+    let s = setup().await;
+    s.fake.add_anime(
+        Anime::new(10, "Planned", 12)
+            .list_status("plan_to_watch")
+            .watched(3),
+    );
+    let provider: Arc<dyn Provider> = Arc::new(s.logged_in());
+    let db = Db::spawn(Store::open_in_memory().unwrap());
+    let planned = ListState {
+        status: Some(Status::Planning),
+        ..ListState::default()
+    };
+    db.call(move |st| {
+        st.insert_op(NewOp {
+            service: Service::Mal,
+            kind: MediaKind::Anime,
+            media_id: 10,
+            change: Change::Set(Patch {
+                status: Some(Status::Current),
+                progress: Some(1),
+                ..Patch::default()
+            }),
+            base: 5,
+            now_ms: 0,
+            verified: false,
+            entry: None,
+            base_state: Some(planned),
+        })
+    })
+    .await
+    .unwrap();
+    let events = worker_events(provider, &db, 1).await;
+    match &events[0] {
+        Event::Conflict { theirs, .. } => assert_eq!(theirs, "episode 3"),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.fake.patches().is_empty(), "nothing overwritten");
+    assert_eq!(s.fake.watched(10), Some(3));
+}
+
+/// A manga's rereading flag is called "re-reading" in messages, not "re-watching" (found by this
+/// test; the words once ignored the kind).
 #[tokio::test]
 async fn a_refused_manga_reread_is_called_rereading() {
     let s = setup().await;
@@ -2241,14 +2327,9 @@ async fn a_refused_manga_reread_is_called_rereading() {
     }
 }
 
-/// FOUND: a removal made offline (checked before it is sent) of a title MyAnimeList no longer has
-/// at all is refused ("MyAnimeList no longer has this title (404)") instead of counting as done,
-/// though the same removal sent directly counts a 404 as done (`Mal::apply`, `Change::Remove`).
-/// `src/sync/worker.rs`, `Worker::check`: `self.provider.current(..).await?` turns the 404 of
-/// `GET /anime/{id}` into a refusal. Fix: in `check`, when `op.change` is `Change::Remove` and
-/// `current` fails with a permanent error, take the state as `None` (the title is on no list), so
-/// the removal lands as delivered; or send the DELETE without looking (a removal cannot overwrite
-/// an edit made elsewhere except by removing it, which is what was asked).
+/// A removal made offline (checked before it is sent) of a title MyAnimeList no longer has at all
+/// counts as done, as the same removal sent directly does (found by this test: the 404 of the
+/// check once read as a refusal).
 #[tokio::test]
 async fn an_offline_removal_of_a_title_mal_no_longer_has_is_done() {
     let s = setup().await;

@@ -5,6 +5,9 @@ use rusqlite::{Row, Transaction, params};
 use super::{Store, StoreError};
 use crate::domain::{ListEntry, ListState, Media, MediaKind, Service, Status};
 
+/// The status of a tombstone: an entry whose removal the service confirmed.
+const REMOVED: &str = "removed";
+
 const ENTRY_COLUMNS: &str = "kind, id, title, status, progress, total, score, updated_at, volumes, \
                              total_volumes, repeating, start_date, finish_date, media";
 
@@ -85,9 +88,11 @@ pub(super) fn confirm(
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let Some(state) = state else {
+        // Kept as a tombstone (a status no reader knows, so it is never shown) until the next
+        // list fetched after it: a list read before the removal must not bring the entry back.
         tx.execute(
-            "DELETE FROM entries WHERE service = ?1 AND kind = ?2 AND id = ?3",
-            params![service.key(), kind.key(), id as i64],
+            "UPDATE entries SET status = ?4, acked_at = ?5 WHERE service = ?1 AND kind = ?2 AND id = ?3",
+            params![service.key(), kind.key(), id as i64, REMOVED, now_ms],
         )?;
         return Ok(());
     };
@@ -168,6 +173,22 @@ impl Store {
             }
             newer
         };
+        // Removals confirmed after the list was read: it may still have them.
+        let removed: Vec<i64> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id FROM entries
+                     WHERE service = ?1 AND kind = ?2 AND status = ?3 AND acked_at > ?4",
+                )
+                .map_err(err)?;
+            stmt.query_map(
+                params![service.key(), kind.key(), REMOVED, fetch_started_ms],
+                |r| r.get(0),
+            )
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?
+        };
         if !keep_missing {
             tx.execute(
                 "DELETE FROM entries WHERE service = ?1 AND kind = ?2",
@@ -186,6 +207,13 @@ impl Store {
                 kept.set_state(&state);
             }
             put_entry(&tx, service, &kept, acked_at).map_err(err)?;
+        }
+        for id in removed {
+            tx.execute(
+                "DELETE FROM entries WHERE service = ?1 AND kind = ?2 AND id = ?3",
+                params![service.key(), kind.key(), id],
+            )
+            .map_err(err)?;
         }
         tx.commit().map_err(err)
     }

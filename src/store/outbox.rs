@@ -636,6 +636,56 @@ mod tests {
     }
 
     #[test]
+    fn a_list_fetched_before_a_removal_does_not_bring_the_entry_back() {
+        use crate::domain::{Ack, ListEntry};
+        let mut s = store();
+        let entry = ListEntry::watching(1, "A", 5, None, 0);
+        let other = ListEntry::watching(2, "B", 1, None, 0);
+        s.replace_entries(
+            Service::Mal,
+            MediaKind::Anime,
+            &[entry.clone(), other.clone()],
+            0,
+            false,
+        )
+        .unwrap();
+        s.enqueue(Service::Mal, MediaKind::Anime, 1, Change::Remove, 1, 0)
+            .unwrap();
+        let fetch_started = jiff::Timestamp::now().as_millisecond() - 1;
+        let op = s.due(Service::Mal, 0).unwrap().remove(0);
+        s.complete(&op, &Ack { state: None }).unwrap();
+        let ids = |s: &Store| -> Vec<u64> {
+            s.entries(Service::Mal)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect()
+        };
+        assert_eq!(ids(&s), vec![2], "gone at once");
+        // The fetch read the list before the removal landed.
+        s.replace_entries(
+            Service::Mal,
+            MediaKind::Anime,
+            &[entry.clone(), other.clone()],
+            fetch_started,
+            false,
+        )
+        .unwrap();
+        assert_eq!(ids(&s), vec![2], "not brought back");
+        // A fetch started later is the truth (added again on the website, say).
+        let later = jiff::Timestamp::now().as_millisecond() + 1;
+        s.replace_entries(
+            Service::Mal,
+            MediaKind::Anime,
+            &[entry, other],
+            later,
+            false,
+        )
+        .unwrap();
+        assert_eq!(ids(&s), vec![1, 2]);
+    }
+
+    #[test]
     fn a_backing_off_change_holds_back_later_ones_of_the_same_entry() {
         let mut s = store();
         let seq = push(&mut s, 1, 6);

@@ -1098,7 +1098,10 @@ fn merge(
     let mut answered = vec![false; model.rows.len()];
     for fetched in entries.into_iter().filter(|e| e.kind == kind) {
         let Some(&i) = index.get(&fetched.id) else {
-            model.rows.push(Row::new(fetched));
+            // Not shown, yet confirmed while the list was read: removed meanwhile.
+            if !confirmed_meanwhile.contains(&(kind, fetched.id)) {
+                model.rows.push(Row::new(fetched));
+            }
             continue;
         };
         answered[i] = true;

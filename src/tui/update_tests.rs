@@ -2069,3 +2069,20 @@ fn ctrl_c_quits_from_a_search_and_from_the_filter() {
     update(&mut m, ctrl_c);
     assert!(m.quit);
 }
+
+#[test]
+fn a_list_read_before_a_removal_landed_does_not_bring_the_entry_back() {
+    let mut m = model(vec![entry(1, "A", 5, None), entry(2, "B", 1, None)]);
+    start(&mut m);
+    update(&mut m, key('d'));
+    update(&mut m, key('y'));
+    update(&mut m, delivered(A, 1, None));
+    assert!(m.row((A, 1)).is_none(), "gone once MAL confirmed");
+    // The anime list was read before the removal reached MyAnimeList.
+    update(
+        &mut m,
+        fetched(A, vec![entry(1, "A", 5, None), entry(2, "B", 1, None)], 0),
+    );
+    assert!(m.row((A, 1)).is_none(), "not brought back");
+    assert!(m.row((A, 2)).is_some());
+}

@@ -407,6 +407,12 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
                     ));
                     return keep(model, Prompt::Count { key: k, input });
                 }
+                if let (Some(v), Some(total)) = (volumes, entry.total_volumes)
+                    && v > total
+                {
+                    model.notice = Some(format!("{} has {total} volumes", entry.title));
+                    return keep(model, Prompt::Count { key: k, input });
+                }
                 if count == entry.progress && volumes.is_none_or(|v| v == entry.volumes) {
                     return Vec::new();
                 }

@@ -2086,3 +2086,24 @@ fn a_list_read_before_a_removal_landed_does_not_bring_the_entry_back() {
     assert!(m.row((A, 1)).is_none(), "not brought back");
     assert!(m.row((A, 2)).is_some());
 }
+
+#[test]
+fn volumes_over_the_known_total_are_refused_in_the_count_prompt() {
+    let mut manga = ListEntry::new(7, M, "Kiseijuu", Status::Current);
+    manga.progress = 5;
+    manga.total = Some(64);
+    manga.total_volumes = Some(10);
+    let mut m = model(vec![manga]);
+    m.kind = M;
+    crate::tui::list::refresh(&mut m);
+    update(&mut m, key('e'));
+    for c in "6 11".chars() {
+        update(&mut m, key(c));
+    }
+    assert!(update(&mut m, code(KeyCode::Enter)).is_empty());
+    assert!(m.notice.as_deref().unwrap().contains("10 volumes"));
+    assert!(matches!(
+        m.overlay,
+        Some(Overlay::Prompt(Prompt::Count { .. }))
+    ));
+}

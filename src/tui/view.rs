@@ -265,11 +265,14 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
             };
             let mut title = vec![Span::raw(if selected { "› " } else { "  " })];
             title.extend(title_spans(model, &row.entry.title));
+            // The space stays plain: only the marker itself is coloured.
             if row.entry.repeating {
-                title.push(Span::styled(" ↻", model.theme.dim));
+                title.push(Span::raw(" "));
+                title.push(Span::styled("↻", model.theme.dim));
             }
             if new_episode(model, row) {
-                title.push(Span::styled(" ●", model.theme.new_episode));
+                title.push(Span::raw(" "));
+                title.push(Span::styled("●", model.theme.new_episode));
             }
             // The marker sits right after the count it qualifies.
             let progress = if row.pending > 0 {

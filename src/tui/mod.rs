@@ -170,8 +170,8 @@ struct Runtime {
     msgs: UnboundedSender<Msg>,
     service: Service,
     covers: Option<Arc<Covers>>,
-    /// How to draw images on this terminal; asked once the first frame is up.
-    picker: std::sync::OnceLock<Arc<ratatui_image::picker::Picker>>,
+    /// How to draw images on this terminal (when cover art is on).
+    picker: Option<Arc<ratatui_image::picker::Picker>>,
 }
 
 impl Runtime {
@@ -293,8 +293,7 @@ impl Runtime {
                 cols,
                 rows,
             } => {
-                let (Some(covers), Some(picker)) =
-                    (self.covers.clone(), self.picker.get().cloned())
+                let (Some(covers), Some(picker)) = (self.covers.clone(), self.picker.clone())
                 else {
                     return;
                 };
@@ -341,7 +340,10 @@ async fn event_loop(
         msgs: msgs_tx,
         service: app.provider.service(),
         covers: app.covers.clone().map(Arc::new),
-        picker: std::sync::OnceLock::new(),
+        picker: app
+            .covers
+            .as_ref()
+            .map(|_| Arc::new(crate::covers::picker())),
     };
     let worker = tokio::spawn(
         sync::Worker {
@@ -431,10 +433,6 @@ async fn drive(
     update(model, Msg::Clock(jiff::Timestamp::now()));
     update(model, Msg::Resize(size.width, size.height));
     terminal.draw(|f| view(model, f))?;
-    if runtime.covers.is_some() {
-        // After the first frame, so the list is not kept waiting.
-        let _ = runtime.picker.set(Arc::new(crate::covers::picker()));
-    }
     for effect in update::start(model) {
         runtime.perform(effect);
     }

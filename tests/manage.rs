@@ -368,8 +368,12 @@ fn search_then_add_shows_the_entry_at_once_and_creates_it_with_one_patch() {
     fake.set_latency(Duration::from_millis(1500));
     let pressed = Instant::now();
     tmux.keys(&["Enter"]);
+    // The whole frame, not its first lines while the rest of the popup is still on screen.
     let screen = tmux.wait_for("the new entry in the Watching tab", WAIT, |s| {
-        list_has(s, "Mushishi Zoku Shou", &["0 / 10"]) && !s.contains("Add as:")
+        list_has(s, "Mushishi Zoku Shou", &["0 / 10"])
+            && !s.contains("Add as:")
+            && !s.contains("choose the status")
+            && !s.contains('└')
     });
     check(
         &tmux,

@@ -209,8 +209,7 @@ mod tests {
         m.filter.query = "4999".into();
         refresh(&mut m);
         assert_eq!(
-            m.rows[m.visible[0]].entry.title,
-            "Title number 4999 of the list",
+            m.rows[m.visible[0]].entry.title, "Title number 4999 of the list",
             "the exact match first"
         );
         assert!(m.visible.len() < 5000, "the others narrowed away");

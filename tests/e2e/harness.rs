@@ -538,7 +538,14 @@ impl Tmux {
         loop {
             let screen = self.screen();
             if pred(&screen) {
-                return screen;
+                // A capture can catch a frame half written (the top redrawn, a popup's last lines
+                // still below): what is returned is a second look that still matches.
+                std::thread::sleep(Duration::from_millis(20));
+                let settled = self.screen();
+                if pred(&settled) {
+                    return settled;
+                }
+                continue;
             }
             if start.elapsed() > timeout {
                 self.fail(

@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             println!("Logged in to MyAnimeList as {name}");
             Ok(())
         }
+        Some(LoginService::Anilist) => Err("AniList login is not wired yet".into()),
         None => runtime.block_on(run_list(config, files)),
     }
 }

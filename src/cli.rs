@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-/// A terminal tracker for your MyAnimeList list: press + after an episode, and it is counted.
+/// A terminal tracker for your MyAnimeList and AniList lists: press + after an episode, and it is counted.
 #[derive(Debug, Parser)]
 #[command(name = "malt", version, about)]
 pub struct Cli {
@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum LoginService {
     /// MyAnimeList
     Mal,
+    /// AniList
+    Anilist,
 }
 
 #[cfg(test)]
@@ -43,6 +45,8 @@ mod tests {
         assert_eq!(cli.login, Some(LoginService::Mal));
         let cli = Cli::try_parse_from(["malt", "--login", "mal", "--no-browser"]).unwrap();
         assert!(cli.no_browser);
+        let cli = Cli::try_parse_from(["malt", "--login", "anilist"]).unwrap();
+        assert_eq!(cli.login, Some(LoginService::Anilist));
         assert!(Cli::try_parse_from(["malt", "--no-browser"]).is_err());
         assert!(Cli::try_parse_from(["malt", "--demo", "--login"]).is_err());
     }

@@ -14,6 +14,11 @@ pub use theme::{Theme, from_env_no_color, parse_style};
 pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:53682/callback";
 pub const MAL_API_URL: &str = "https://api.myanimelist.net/v2";
 pub const MAL_AUTH_URL: &str = "https://myanimelist.net/v1/oauth2";
+pub const ANILIST_API_URL: &str = "https://graphql.anilist.co";
+pub const ANILIST_AUTH_URL: &str = "https://anilist.co/api/v2/oauth";
+/// AniList's own page that shows the token to copy (an app registered with this redirect URL
+/// logs in by pasting).
+pub const ANILIST_PIN_URI: &str = "https://anilist.co/api/v2/oauth/pin";
 
 /// A problem with the configuration, phrased as what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,7 @@ pub enum ConfigError {
 pub struct Config {
     pub path: PathBuf,
     pub mal: Option<MalConfig>,
+    pub anilist: Option<AnilistConfig>,
     pub keys: KeyMap,
     /// The `[theme]` as written; draw with [`Theme::effective`] to honour `NO_COLOR`.
     pub theme: Theme,
@@ -79,14 +85,47 @@ impl std::fmt::Debug for MalConfig {
     }
 }
 
+/// The `[anilist]` table, validated.
+#[derive(Clone)]
+pub struct AnilistConfig {
+    pub client_id: String,
+    /// With a secret, the login uses the authorization-code grant; without, the implicit grant.
+    pub client_secret: Option<String>,
+    /// A loopback address, or AniList's pin page ([`ANILIST_PIN_URI`]).
+    pub redirect_uri: Url,
+    pub api_url: Url,
+    pub auth_url: Url,
+}
+
+impl AnilistConfig {
+    /// The app is registered with AniList's pin page: the token is pasted, never caught.
+    pub fn uses_pin(&self) -> bool {
+        self.redirect_uri.as_str() == ANILIST_PIN_URI
+    }
+}
+
+impl std::fmt::Debug for AnilistConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnilistConfig")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.redirect_uri.as_str())
+            .field("api_url", &self.api_url.as_str())
+            .field("auth_url", &self.auth_url.as_str())
+            .finish()
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     images: Option<bool>,
     mal: Option<RawMal>,
-    // Tables of services that later versions serve; accepted so one file can hold them all.
-    #[allow(dead_code)]
-    anilist: Option<toml::Table>,
+    anilist: Option<RawMal>,
+    // The table of a service a later version serves; accepted so one file can hold them all.
     #[allow(dead_code)]
     mangadex: Option<toml::Table>,
     keys: Option<toml::Table>,
@@ -151,6 +190,10 @@ impl Config {
             .mal
             .map(|m| validate_mal(m).map_err(value_error))
             .transpose()?;
+        let anilist = raw
+            .anilist
+            .map(|a| validate_anilist(a).map_err(value_error))
+            .transpose()?;
         let keys = match raw.keys {
             Some(table) => KeyMap::from_table(&table).map_err(value_error)?,
             None => KeyMap::default(),
@@ -170,6 +213,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             mal,
+            anilist,
             keys,
             theme,
             images: raw.images.unwrap_or(true),
@@ -185,6 +229,16 @@ impl Config {
                     .into(),
         })
     }
+
+    /// The `[anilist]` table, or a sentence saying it must be added.
+    pub fn require_anilist(&self) -> Result<&AnilistConfig, ConfigError> {
+        self.anilist.as_ref().ok_or_else(|| ConfigError::Value {
+            path: self.path.clone(),
+            message:
+                "there is no [anilist] table: add one with your client_id (see config.example.toml)"
+                    .into(),
+        })
+    }
 }
 
 fn validate_mal(raw: RawMal) -> Result<MalConfig, String> {
@@ -197,13 +251,14 @@ fn validate_mal(raw: RawMal) -> Result<MalConfig, String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
     let redirect_uri = parse_url(
+        "mal",
         "redirect_uri",
         raw.redirect_uri.as_deref(),
         DEFAULT_REDIRECT_URI,
     )?;
-    check_loopback_redirect(&redirect_uri)?;
-    let api_url = parse_url("api_url", raw.api_url.as_deref(), MAL_API_URL)?;
-    let auth_url = parse_url("auth_url", raw.auth_url.as_deref(), MAL_AUTH_URL)?;
+    check_loopback_redirect("mal", &redirect_uri)?;
+    let api_url = parse_url("mal", "api_url", raw.api_url.as_deref(), MAL_API_URL)?;
+    let auth_url = parse_url("mal", "auth_url", raw.auth_url.as_deref(), MAL_AUTH_URL)?;
     Ok(MalConfig {
         client_id,
         client_secret,
@@ -213,19 +268,60 @@ fn validate_mal(raw: RawMal) -> Result<MalConfig, String> {
     })
 }
 
-fn parse_url(key: &str, value: Option<&str>, default: &str) -> Result<Url, String> {
+fn validate_anilist(raw: RawMal) -> Result<AnilistConfig, String> {
+    let client_id = raw.client_id.unwrap_or_default().trim().to_string();
+    if client_id.is_empty() {
+        return Err("[anilist] client_id is missing: create an API client at https://anilist.co/settings/developer and copy its ID here".into());
+    }
+    let client_secret = raw
+        .client_secret
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let redirect_uri = parse_url(
+        "anilist",
+        "redirect_uri",
+        raw.redirect_uri.as_deref(),
+        DEFAULT_REDIRECT_URI,
+    )?;
+    if redirect_uri.as_str() != ANILIST_PIN_URI {
+        check_loopback_redirect("anilist", &redirect_uri).map_err(|e| {
+            format!("{e}, or AniList's pin page {ANILIST_PIN_URI} to paste the token")
+        })?;
+    }
+    let api_url = parse_url(
+        "anilist",
+        "api_url",
+        raw.api_url.as_deref(),
+        ANILIST_API_URL,
+    )?;
+    let auth_url = parse_url(
+        "anilist",
+        "auth_url",
+        raw.auth_url.as_deref(),
+        ANILIST_AUTH_URL,
+    )?;
+    Ok(AnilistConfig {
+        client_id,
+        client_secret,
+        redirect_uri,
+        api_url,
+        auth_url,
+    })
+}
+
+fn parse_url(table: &str, key: &str, value: Option<&str>, default: &str) -> Result<Url, String> {
     let text = value.unwrap_or(default).trim();
-    let url =
-        Url::parse(text).map_err(|e| format!("[mal] {key} = {text:?} is not a valid URL ({e})"))?;
+    let url = Url::parse(text)
+        .map_err(|e| format!("[{table}] {key} = {text:?} is not a valid URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
-            "[mal] {key} = {text:?} must be an http:// or https:// URL with a host"
+            "[{table}] {key} = {text:?} must be an http:// or https:// URL with a host"
         ));
     }
     Ok(url)
 }
 
-fn check_loopback_redirect(url: &Url) -> Result<(), String> {
+fn check_loopback_redirect(table: &str, url: &Url) -> Result<(), String> {
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -234,7 +330,7 @@ fn check_loopback_redirect(url: &Url) -> Result<(), String> {
     };
     if url.scheme() != "http" || !loopback || matches!(url.port(), None | Some(0)) {
         return Err(format!(
-            "[mal] redirect_uri = \"{url}\" must be a loopback address with a port, like {DEFAULT_REDIRECT_URI} (and the same URL must be registered for your MAL API client)"
+            "[{table}] redirect_uri = \"{url}\" must be a loopback address with a port, like {DEFAULT_REDIRECT_URI} (and the same URL must be registered for your API client)"
         ));
     }
     Ok(())

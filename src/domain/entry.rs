@@ -7,6 +7,8 @@ use super::airing::Schedule;
 pub enum Service {
     /// MyAnimeList (api.myanimelist.net v2).
     Mal,
+    /// AniList (graphql.anilist.co).
+    Anilist,
     /// The built-in sample list of `malt --demo`.
     Demo,
 }
@@ -16,7 +18,20 @@ impl Service {
     pub fn key(self) -> &'static str {
         match self {
             Service::Mal => "mal",
+            Service::Anilist => "anilist",
             Service::Demo => "demo",
+        }
+    }
+
+    /// The services a user can log in to, in the order the app offers them.
+    pub const LOGGABLE: [Service; 2] = [Service::Mal, Service::Anilist];
+
+    /// The command that logs in to this service.
+    pub fn login_command(self) -> &'static str {
+        match self {
+            Service::Mal => "malt --login",
+            Service::Anilist => "malt --login anilist",
+            Service::Demo => "malt --demo",
         }
     }
 
@@ -24,6 +39,7 @@ impl Service {
     pub fn display_name(self) -> &'static str {
         match self {
             Service::Mal => "MyAnimeList",
+            Service::Anilist => "AniList",
             Service::Demo => "Demo",
         }
     }
@@ -32,6 +48,7 @@ impl Service {
     pub fn short_name(self) -> &'static str {
         match self {
             Service::Mal => "MAL",
+            Service::Anilist => "AniList",
             Service::Demo => "Demo",
         }
     }
@@ -192,7 +209,7 @@ pub struct ListEntry {
     pub volumes: u32,
     #[serde(default)]
     pub total_volumes: Option<u32>,
-    /// 0 means "no score".
+    /// 0 means "no score"; counted in the account's [`ScoreFormat`](super::ScoreFormat).
     pub score: u8,
     /// Rewatching / rereading.
     #[serde(default)]

@@ -3,6 +3,8 @@
 pub mod airing;
 mod entry;
 mod op;
+mod score;
 
 pub use entry::{ListEntry, ListState, Media, MediaKind, Service, Status};
 pub use op::{Ack, Change, Field, Op, Patch};
+pub use score::ScoreFormat;

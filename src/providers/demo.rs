@@ -459,6 +459,7 @@ impl Provider for Demo {
         Ok(Fetched {
             entries: all,
             unreadable: 0,
+            score_format: None,
         })
     }
 

@@ -13,7 +13,9 @@ use super::{
 use crate::auth::{OAuthClient, OAuthError, Session, TokenFile, TokenSet};
 use crate::config::MalConfig;
 use crate::domain::airing::{AiringState, Schedule};
-use crate::domain::{Ack, Change, ListEntry, ListState, Media, MediaKind, Patch, Service, Status};
+use crate::domain::{
+    Ack, Change, ListEntry, ListState, Media, MediaKind, Patch, ScoreFormat, Service, Status,
+};
 
 /// MAL's largest page for list endpoints.
 const PAGE_LIMIT: u32 = 1000;
@@ -741,6 +743,8 @@ impl Provider for Mal {
                 return Ok(Fetched {
                     entries,
                     unreadable,
+                    // MyAnimeList scores 0–10, whatever the account.
+                    score_format: Some(ScoreFormat::Point10),
                 });
             };
             let next = self.rebase(&next)?;

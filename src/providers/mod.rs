@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::airing::Schedule;
-use crate::domain::{Ack, Change, ListEntry, ListState, MediaKind, Service};
+use crate::domain::{Ack, Change, ListEntry, ListState, MediaKind, ScoreFormat, Service};
 
 /// Why a provider call failed, in words for the status bar. [`ProviderError::is_permanent`] tells
 /// the outbox whether trying again can help.
@@ -84,6 +84,9 @@ pub struct Fetched {
     /// Items the service sent that could not be read. When there are any, entries missing from
     /// `entries` may be among them: the cache keeps what it knew of those.
     pub unreadable: usize,
+    /// How the account scores, when the service lets the user choose (the entries' scores are
+    /// counted in it).
+    pub score_format: Option<ScoreFormat>,
 }
 
 /// A search result: the work as it would be added, with a few facts to choose by.
@@ -161,6 +164,12 @@ pub trait Provider: Send + Sync {
     /// Renews the session when it is about to expire. Returns when to call again, or `None` when
     /// the service's session never needs renewing.
     async fn keep_fresh(&self) -> Result<Option<Duration>, ProviderError>;
+
+    /// Something the user should know about the session while it still works ("the AniList
+    /// login ends in 9 days"), checked after each [`Provider::keep_fresh`].
+    fn session_warning(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A transport failure in a few words, without the URL (which may carry more than it should).

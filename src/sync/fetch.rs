@@ -24,6 +24,7 @@ pub async fn fetch_list(
         Ok(Fetched {
             entries,
             unreadable,
+            score_format,
         }) => {
             let service = provider.service();
             let at = jiff::Timestamp::now();
@@ -35,7 +36,11 @@ pub async fn fetch_list(
                 .call(move |s| {
                     let saved = s
                         .replace_entries(service, kind, &entries, started, keep_missing)
-                        .and_then(|()| s.set_meta(service, "last_sync", &at.to_string()));
+                        .and_then(|()| s.set_meta(service, "last_sync", &at.to_string()))
+                        .and_then(|()| match score_format {
+                            Some(format) => s.set_meta(service, "score_format", format.key()),
+                            None => Ok(()),
+                        });
                     Ok((entries, saved))
                 })
                 .await;
@@ -64,6 +69,7 @@ pub async fn fetch_list(
                 kind,
                 entries,
                 unreadable,
+                score_format,
                 at,
             }
         }

@@ -9,7 +9,7 @@ pub use fetch::fetch_list;
 pub use refresher::keep_fresh;
 pub use worker::{Worker, backoff};
 
-use crate::domain::{ListEntry, ListState, MediaKind, Op};
+use crate::domain::{ListEntry, ListState, MediaKind, Op, ScoreFormat};
 use crate::providers::ProviderError;
 
 /// What background work tells the UI.
@@ -23,6 +23,8 @@ pub enum Event {
         entries: Vec<ListEntry>,
         /// Items that could not be read; entries missing from `entries` may be among them.
         unreadable: usize,
+        /// How the account scores (when the service said).
+        score_format: Option<ScoreFormat>,
         at: jiff::Timestamp,
     },
     ListFailed {
@@ -55,6 +57,8 @@ pub enum Event {
     LoginNeeded(ProviderError),
     /// A new login has been found after the session had expired.
     LoginRestored,
+    /// Something to know about a session that still works (it ends soon); `None` clears it.
+    SessionWarning(Option<String>),
     /// Another malt process changed the database: the cache and the outbox as they now stand.
     StoreChanged {
         entries: Vec<ListEntry>,

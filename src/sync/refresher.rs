@@ -17,8 +17,17 @@ pub async fn keep_fresh(
     recheck: Arc<Notify>,
 ) {
     let mut told = false;
+    let mut warned = None;
     loop {
-        let wait = match provider.keep_fresh().await {
+        let checked = provider.keep_fresh().await;
+        if checked.is_ok() {
+            let warning = provider.session_warning();
+            if warning != warned {
+                let _ = events.send(Event::SessionWarning(warning.clone()));
+                warned = warning;
+            }
+        }
+        let wait = match checked {
             Ok(Some(wait)) => {
                 if told {
                     tracing::info!("a new login was found; resuming");

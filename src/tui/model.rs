@@ -2,7 +2,7 @@ use std::collections::HashSet;
 
 use crate::config::{KeyMap, Theme};
 use crate::covers::Cover;
-use crate::domain::{ListEntry, ListState, MediaKind, Op, Service, Status};
+use crate::domain::{ListEntry, ListState, MediaKind, Op, ScoreFormat, Service, Status};
 use crate::providers::{Details, Found};
 use crate::store::Held;
 
@@ -221,8 +221,15 @@ pub enum Overlay {
 /// Everything the screen shows. Changed only by `update`.
 #[derive(Clone, Debug)]
 pub struct Model {
+    /// The service whose list is shown.
     pub service: Service,
+    /// Every service logged in, in the order the switch key goes through them.
+    pub services: Vec<Service>,
     pub account: Option<String>,
+    /// How the account scores (scores are shown and edited in it).
+    pub score_format: ScoreFormat,
+    /// The session still works but needs attention soon (it ends in a few days).
+    pub session_warning: Option<String>,
     /// The kinds of list the service keeps.
     pub kinds: Vec<MediaKind>,
     /// The list shown: anime or manga, and which status tab.
@@ -281,7 +288,10 @@ impl Model {
     ) -> Model {
         Model {
             service,
+            services: vec![service],
             account,
+            score_format: ScoreFormat::default(),
+            session_warning: None,
             kinds: MediaKind::ALL.to_vec(),
             kind: MediaKind::Anime,
             tab: Status::Current,

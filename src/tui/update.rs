@@ -894,8 +894,12 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
             kind,
             entries,
             unreadable,
+            score_format,
             at,
         } => {
+            if let Some(format) = score_format {
+                model.score_format = format;
+            }
             let (meanwhile, troubled) = match &mut model.fetching {
                 Some(f) => {
                     f.remaining.retain(|k| *k != kind);
@@ -1031,6 +1035,7 @@ fn on_sync(model: &mut Model, event: Event) -> Vec<Effect> {
                 return vec![Effect::CheckLogin];
             }
         }
+        Event::SessionWarning(warning) => model.session_warning = warning,
         Event::LoginRestored => {
             model.login_needed = None;
             model.notice = Some("logged in again".into());

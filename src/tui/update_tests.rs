@@ -153,6 +153,7 @@ fn fetched(kind: MediaKind, entries: Vec<ListEntry>, unreadable: usize) -> Msg {
         kind,
         entries,
         unreadable,
+        score_format: None,
         at: jiff::Timestamp::UNIX_EPOCH,
     })
 }

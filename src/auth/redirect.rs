@@ -26,6 +26,31 @@ pub enum RedirectError {
     BadPaste(String),
 }
 
+/// What a login redirect (or its pasted copy) carried: an authorization code to exchange, or
+/// (the implicit grant) the access token itself.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Redirect {
+    Code(String),
+    Token {
+        access_token: String,
+        /// Seconds, when the redirect said.
+        expires_in: Option<u64>,
+    },
+}
+
+impl std::fmt::Debug for Redirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Redirect::Code(_) => f.write_str("Code(<redacted>)"),
+            Redirect::Token { expires_in, .. } => f
+                .debug_struct("Token")
+                .field("access_token", &"<redacted>")
+                .field("expires_in", expires_in)
+                .finish(),
+        }
+    }
+}
+
 /// What a request to the listener carried.
 #[derive(Debug, PartialEq, Eq)]
 enum Callback {

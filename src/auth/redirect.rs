@@ -54,10 +54,22 @@ impl std::fmt::Debug for Redirect {
 /// What a request to the listener carried.
 #[derive(Debug, PartialEq, Eq)]
 enum Callback {
-    Code(String),
+    Got(Redirect),
     Denied(String),
     WrongState,
+    /// The redirect address without a query: an implicit grant's token is in the fragment, which
+    /// only the browser sees; the page sent back forwards it.
+    Bare,
     Nothing,
+}
+
+/// How strictly the `state` a redirect carries is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateCheck {
+    /// The redirect must carry our `state` (MyAnimeList always echoes it).
+    Required,
+    /// A redirect without `state` is taken (services that do not echo it); a wrong one is refused.
+    IfPresent,
 }
 
 /// Binds the listener before the browser is opened, so the redirect cannot arrive too early.
@@ -93,6 +105,32 @@ pub async fn wait_for_code(
     state: &str,
     give_up_after: Duration,
 ) -> Result<String, RedirectError> {
+    loop {
+        match wait_for_redirect(
+            listener,
+            redirect_uri,
+            state,
+            StateCheck::Required,
+            give_up_after,
+        )
+        .await?
+        {
+            Redirect::Code(code) => return Ok(code),
+            // A code was asked for; a token in its place is not ours.
+            Redirect::Token { .. } => tracing::warn!("login redirect without a code ignored"),
+        }
+    }
+}
+
+/// Waits for the browser to arrive with a code or (implicit grant) an access token. A token in
+/// the address's fragment is forwarded by a small script in the page served for the bare address.
+pub async fn wait_for_redirect(
+    listener: &TcpListener,
+    redirect_uri: &Url,
+    state: &str,
+    check: StateCheck,
+    give_up_after: Duration,
+) -> Result<Redirect, RedirectError> {
     let deadline = tokio::time::Instant::now() + give_up_after;
     loop {
         let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
@@ -102,11 +140,11 @@ pub async fn wait_for_code(
         let Ok((stream, _)) = accepted else { continue };
         match tokio::time::timeout(
             Duration::from_secs(10),
-            serve(stream, redirect_uri.path(), state),
+            serve(stream, redirect_uri.path(), state, check),
         )
         .await
         {
-            Ok(Ok(Callback::Code(code))) => return Ok(code),
+            Ok(Ok(Callback::Got(got))) => return Ok(got),
             Ok(Ok(Callback::Denied(reason))) => return Err(RedirectError::Denied(reason)),
             Ok(Ok(Callback::WrongState)) => {
                 tracing::warn!("login redirect with a wrong state refused");
@@ -116,7 +154,12 @@ pub async fn wait_for_code(
     }
 }
 
-async fn serve(mut stream: TcpStream, path: &str, state: &str) -> std::io::Result<Callback> {
+async fn serve(
+    mut stream: TcpStream,
+    path: &str,
+    state: &str,
+    check: StateCheck,
+) -> std::io::Result<Callback> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
@@ -141,9 +184,12 @@ async fn serve(mut stream: TcpStream, path: &str, state: &str) -> std::io::Resul
         .and_then(|base| base.join(target))
         .ok()
         .filter(|url| url.path() == path)
-        .map_or(Callback::Nothing, |url| classify(&url, state));
+        .map_or(Callback::Nothing, |url| match url.query() {
+            None | Some("") => Callback::Bare,
+            Some(_) => classify(&url, state, check),
+        });
     let (status, body) = match &callback {
-        Callback::Code(_) => (
+        Callback::Got(_) => (
             "200 OK",
             page(
                 "Logged in",
@@ -164,6 +210,7 @@ async fn serve(mut stream: TcpStream, path: &str, state: &str) -> std::io::Resul
                 "This login link does not belong to the login malt is waiting for. Start again with malt --login.",
             ),
         ),
+        Callback::Bare => ("200 OK", FORWARD_FRAGMENT.to_string()),
         Callback::Nothing => (
             "404 Not Found",
             page("Not found", "malt is waiting for the login redirect."),
@@ -185,13 +232,26 @@ fn page(title: &str, text: &str) -> String {
     )
 }
 
-fn classify(url: &Url, state: &str) -> Callback {
+/// The page served for the bare redirect address: an implicit grant puts the token in the
+/// fragment (`#access_token=…`), which browsers never send; this script sends it back as a query.
+const FORWARD_FRAGMENT: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>malt: logging in</title></head>\
+<body style=\"font-family:sans-serif;max-width:32em;margin:4em auto\"><h1>Logging in…</h1>\
+<p id=\"m\">Passing the login to malt.</p>\
+<noscript><p>This page needs JavaScript to hand the login to malt. Or copy this page's whole address and run <code>malt --login anilist --no-browser</code> to paste it.</p></noscript>\
+<script>var h=window.location.hash.substring(1);\
+if(h){window.location.replace(window.location.pathname+\"?\"+h);}\
+else{document.getElementById(\"m\").textContent=\"malt is waiting for the login redirect.\";}</script></body></html>";
+
+fn classify(url: &Url, state: &str, check: StateCheck) -> Callback {
     let get = |key: &str| {
         url.query_pairs()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.into_owned())
     };
-    let state_ok = get("state").as_deref() == Some(state);
+    let state_ok = match get("state") {
+        Some(got) => got == state,
+        None => check == StateCheck::IfPresent,
+    };
     if let Some(error) = get("error") {
         // A denial without a state cannot come from a forged link that matters: it only ends the wait.
         if state_ok || get("state").is_none() {
@@ -202,8 +262,18 @@ fn classify(url: &Url, state: &str) -> Callback {
         }
         return Callback::WrongState;
     }
+    if let Some(access_token) = get("access_token") {
+        if access_token.is_empty() || !state_ok {
+            return Callback::WrongState;
+        }
+        let expires_in = get("expires_in").and_then(|v| v.trim().parse().ok());
+        return Callback::Got(Redirect::Token {
+            access_token,
+            expires_in,
+        });
+    }
     match get("code") {
-        Some(code) if !code.is_empty() && state_ok => Callback::Code(code),
+        Some(code) if !code.is_empty() && state_ok => Callback::Got(Redirect::Code(code)),
         Some(_) => Callback::WrongState,
         None => Callback::Nothing,
     }
@@ -211,14 +281,47 @@ fn classify(url: &Url, state: &str) -> Callback {
 
 /// Reads what the user pasted: the whole redirect URL (whose `state` must match) or the bare code.
 pub fn parse_pasted(input: &str, state: &str) -> Result<String, RedirectError> {
+    match parse_pasted_redirect(input, state, StateCheck::Required, Bare::Code)? {
+        Redirect::Code(code) => Ok(code),
+        Redirect::Token { .. } => Err(RedirectError::BadPaste(
+            "that address carries a token, not a login code; paste the address the browser went to after you allowed access".into(),
+        )),
+    }
+}
+
+/// What a bare pasted word (no address around it) is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bare {
+    Code,
+    /// The access token itself (an implicit grant, or a service's "copy this token" page).
+    Token,
+}
+
+/// Reads what the user pasted: a redirect address with a code (`?code=…`) or a token
+/// (`#access_token=…`, as an implicit grant sends it), that part alone, or the bare code/token.
+pub fn parse_pasted_redirect(
+    input: &str,
+    state: &str,
+    check: StateCheck,
+    bare: Bare,
+) -> Result<Redirect, RedirectError> {
     let input = input.trim();
     if input.is_empty() {
         return Err(RedirectError::BadPaste(
-            "nothing was pasted; run `malt --login --no-browser` again".into(),
+            "nothing was pasted; run `malt --login` with --no-browser again".into(),
         ));
     }
-    // A code is a plain token; anything with these characters is (part of) an address.
-    if input.contains(['/', '?', '&', '=']) {
+    // A code or token is a plain word; anything with these characters is (part of) an address.
+    if input.contains(['/', '?', '&', '=', '#']) {
+        // The fragment of an implicit grant reads like a query.
+        let input = match input.split_once('#') {
+            Some((before, fragment)) if fragment.contains('=') => {
+                let base = before.split('?').next().unwrap_or(before);
+                format!("{base}?{fragment}")
+            }
+            _ => input.to_string(),
+        };
+        let input = input.as_str();
         let url = if input.contains("://") {
             Url::parse(input)
         } else if input.starts_with('/') || input.starts_with('?') {
@@ -235,21 +338,27 @@ pub fn parse_pasted(input: &str, state: &str) -> Result<String, RedirectError> {
                 "that is not a URL malt can read; paste the whole address from the browser".into(),
             )
         })?;
-        return match classify(&url, state) {
-            Callback::Code(code) => Ok(code),
+        return match classify(&url, state, check) {
+            Callback::Got(got) => Ok(got),
             Callback::Denied(reason) => Err(RedirectError::Denied(reason)),
             Callback::WrongState => Err(RedirectError::BadPaste(
                 "that address belongs to another login attempt (its state does not match); use the URL printed above".into(),
             )),
-            Callback::Nothing => Err(RedirectError::BadPaste("that address carries no login code".into())),
+            Callback::Bare | Callback::Nothing => Err(RedirectError::BadPaste("that address carries no login code or token".into())),
         };
     }
     if input.chars().any(char::is_whitespace) {
         return Err(RedirectError::BadPaste(
-            "paste the redirect address or the code alone".into(),
+            "paste the redirect address, or the code or token alone".into(),
         ));
     }
-    Ok(input.to_string())
+    Ok(match bare {
+        Bare::Code => Redirect::Code(input.to_string()),
+        Bare::Token => Redirect::Token {
+            access_token: input.to_string(),
+            expires_in: None,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -319,5 +428,103 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, RedirectError::TimedOut(_)));
+    }
+
+    #[test]
+    fn pasted_implicit_grant_address_or_token() {
+        let token = |r: Redirect| match r {
+            Redirect::Token {
+                access_token,
+                expires_in,
+            } => (access_token, expires_in),
+            other => panic!("{other:?}"),
+        };
+        let got = parse_pasted_redirect(
+            "http://127.0.0.1:53682/callback#access_token=eyJ.a.b&token_type=Bearer&expires_in=31536000",
+            "s1",
+            StateCheck::IfPresent,
+            Bare::Token,
+        )
+        .unwrap();
+        assert_eq!(token(got), ("eyJ.a.b".into(), Some(31_536_000)));
+        let got = parse_pasted_redirect(
+            "access_token=tok&state=s1",
+            "s1",
+            StateCheck::IfPresent,
+            Bare::Token,
+        )
+        .unwrap();
+        assert_eq!(token(got).0, "tok");
+        let got =
+            parse_pasted_redirect(" eyJ.x.y \n", "s1", StateCheck::IfPresent, Bare::Token).unwrap();
+        assert_eq!(token(got).0, "eyJ.x.y");
+        // A wrong state is refused even where a missing one is accepted.
+        assert!(
+            parse_pasted_redirect(
+                "/callback#access_token=t&state=zz",
+                "s1",
+                StateCheck::IfPresent,
+                Bare::Token
+            )
+            .is_err()
+        );
+        assert!(
+            parse_pasted_redirect("/callback?code=c", "s1", StateCheck::Required, Bare::Code)
+                .is_err()
+        );
+        assert_eq!(
+            parse_pasted_redirect("/callback?code=c", "s1", StateCheck::IfPresent, Bare::Code)
+                .unwrap(),
+            Redirect::Code("c".into())
+        );
+        // MAL's paste takes codes only.
+        assert!(parse_pasted("/callback?access_token=t&state=s1", "s1").is_err());
+        // Debug output never shows the secret.
+        let shown = format!(
+            "{:?}",
+            Redirect::Token {
+                access_token: "secret-tok".into(),
+                expires_in: None
+            }
+        );
+        assert!(!shown.contains("secret-tok"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn listener_forwards_an_implicit_grant_fragment() {
+        let uri = Url::parse("http://127.0.0.1:0/callback").unwrap();
+        let listener = bind(&uri).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            // The browser first loads the bare address (the fragment stays in the browser)…
+            let bare = get(addr, "/callback").await;
+            // …and the page's script sends the fragment back as a query.
+            let ok = get(
+                addr,
+                "/callback?access_token=tok&token_type=Bearer&expires_in=60",
+            )
+            .await;
+            (bare, ok)
+        });
+        let got = wait_for_redirect(
+            &listener,
+            &uri,
+            "s",
+            StateCheck::IfPresent,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            got,
+            Redirect::Token {
+                access_token: "tok".into(),
+                expires_in: Some(60)
+            }
+        );
+        let (bare, ok) = client.await.unwrap();
+        assert!(bare.starts_with("HTTP/1.1 200"), "{bare}");
+        assert!(bare.contains("location.hash"), "{bare}");
+        assert!(ok.contains("You can close this tab"));
     }
 }

@@ -1,6 +1,7 @@
 //! One trait for every list service. Nothing outside `providers/<service>.rs` knows a service's URLs,
 //! field names or error shapes.
 
+pub mod anilist;
 pub mod demo;
 pub mod mal;
 

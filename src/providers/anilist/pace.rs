@@ -1,0 +1,219 @@
+//! Keeping to AniList's rate limit.
+//!
+//! AniList documents 90 requests a minute, but says it is "currently in a degraded state" at 30 a
+//! minute, which its headers do not show. Every request of one [`super::Anilist`] goes through one
+//! [`Pace`]:
+//!
+//! - a `governor` limiter of **30 requests a minute** (one every 2 s) with a **burst of 10**: a
+//!   session that has been quiet can send 10 requests at once (a fetch of both lists, a few quick
+//!   keypresses, a provider test doing ~10 calls) without waiting, and anything beyond that is
+//!   spread at one per 2 s;
+//! - a "paused until" instant, set when AniList answers 429 (`Retry-After` seconds, else
+//!   `X-RateLimit-Reset`, else 60 s) or reports `X-RateLimit-Remaining: 0` (until
+//!   `X-RateLimit-Reset`, else 60 s). Requests made before it passes wait for it. The instant sits
+//!   behind a plain mutex that is only held to read or move it, never while waiting, so a waiting
+//!   request blocks nobody.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tokio::time::Instant;
+
+/// Requests a minute (AniList's degraded limit).
+pub const PER_MINUTE: u32 = 30;
+/// Requests that may go at once after a quiet spell.
+pub const BURST: u32 = 10;
+/// How long to wait when AniList asks to slow down without saying for how long.
+pub const DEFAULT_PAUSE: Duration = Duration::from_secs(60);
+/// The longest pause a header can impose (a broken header must not stop malt for hours).
+pub const MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
+
+/// The pacing shared by every request of one AniList account.
+pub struct Pace {
+    limiter: DefaultDirectRateLimiter,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace::new()
+    }
+}
+
+impl Pace {
+    pub fn new() -> Pace {
+        let per_minute = NonZeroU32::new(PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN);
+        Pace {
+            limiter: RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst)),
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits until a request may be sent: past any pause, then a place in the limiter.
+    pub async fn wait(&self) {
+        loop {
+            self.wait_out_pause().await;
+            self.limiter.until_ready().await;
+            // A pause may have been set while this request queued for the limiter.
+            if self.paused().is_none() {
+                return;
+            }
+        }
+    }
+
+    async fn wait_out_pause(&self) {
+        while let Some(until) = self.paused() {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// When requests may go again, if they are paused now.
+    pub fn paused(&self) -> Option<Instant> {
+        let guard = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        guard.filter(|until| *until > Instant::now())
+    }
+
+    /// Holds every request for `wait` from now (a longer pause already set is kept).
+    pub fn pause_for(&self, wait: Duration) {
+        let until = Instant::now() + wait.min(MAX_PAUSE);
+        let mut guard = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none_or(|held| held < until) {
+            *guard = Some(until);
+        }
+    }
+
+    /// Reads an answer's rate-limit headers, pausing later requests when they say so. Returns
+    /// the pause (for a 429, how long AniList asked to wait).
+    pub fn observe(&self, status: u16, headers: &HeaderMap, now_unix: i64) -> Option<Duration> {
+        let pause = pause_from(status, headers, now_unix)?;
+        tracing::info!(
+            status,
+            seconds = pause.as_secs(),
+            "AniList rate limit reached; pausing requests"
+        );
+        self.pause_for(pause);
+        Some(pause)
+    }
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<i64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+}
+
+/// How long to hold requests after an answer with this status and these headers (pure):
+/// a 429 waits `Retry-After` seconds (else until `X-RateLimit-Reset`, else 60 s);
+/// `X-RateLimit-Remaining: 0` waits until `X-RateLimit-Reset` (else 60 s). Between 1 s and
+/// [`MAX_PAUSE`].
+pub fn pause_from(status: u16, headers: &HeaderMap, now_unix: i64) -> Option<Duration> {
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let until_reset = header_number(headers, "x-ratelimit-reset")
+        .map(|reset| reset.saturating_sub(now_unix))
+        .filter(|secs| *secs > 0)
+        .map(|secs| Duration::from_secs(secs.unsigned_abs()));
+    let pause = if status == 429 {
+        retry_after.or(until_reset).unwrap_or(DEFAULT_PAUSE)
+    } else if header_number(headers, "x-ratelimit-remaining") == Some(0) {
+        until_reset.unwrap_or(DEFAULT_PAUSE)
+    } else {
+        return None;
+    };
+    Some(pause.clamp(Duration::from_secs(1), MAX_PAUSE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_429_waits_as_asked() {
+        let now = 1_000_000;
+        assert_eq!(
+            pause_from(429, &headers(&[("retry-after", "30")]), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            pause_from(429, &headers(&[("x-ratelimit-reset", "1000045")]), now),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(pause_from(429, &HeaderMap::new(), now), Some(DEFAULT_PAUSE));
+        assert_eq!(
+            pause_from(429, &headers(&[("retry-after", "999999")]), now),
+            Some(MAX_PAUSE)
+        );
+        assert_eq!(
+            pause_from(429, &headers(&[("retry-after", "0")]), now),
+            Some(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn remaining_zero_waits_for_the_reset() {
+        let now = 1_000_000;
+        assert_eq!(
+            pause_from(
+                200,
+                &headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1000020")
+                ]),
+                now
+            ),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(
+            pause_from(200, &headers(&[("x-ratelimit-remaining", "0")]), now),
+            Some(DEFAULT_PAUSE)
+        );
+        assert_eq!(
+            pause_from(200, &headers(&[("x-ratelimit-remaining", "59")]), now),
+            None
+        );
+        assert_eq!(pause_from(200, &HeaderMap::new(), now), None);
+        assert_eq!(
+            pause_from(200, &headers(&[("x-ratelimit-remaining", "junk")]), now),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_burst_goes_at_once() {
+        let pace = Pace::new();
+        let start = std::time::Instant::now();
+        for _ in 0..BURST {
+            pace.wait().await;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn requests_wait_out_a_pause() {
+        let pace = Pace::new();
+        pace.pause_for(Duration::from_millis(300));
+        // A shorter pause does not shorten it.
+        pace.pause_for(Duration::from_millis(10));
+        let start = Instant::now();
+        pace.wait().await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert!(pace.paused().is_none());
+    }
+}

@@ -475,7 +475,7 @@ fn in_process(dir: &Path, table: &mut Table) -> Res<()> {
         let t0 = Instant::now();
         let store = Store::open(&db_path).map_err(ctx("open"))?;
         let app = App {
-            provider: provider.clone(),
+            providers: vec![provider.clone()],
             db: Db::spawn(store),
             keys: KeyMap::default(),
             theme: Theme::default(),

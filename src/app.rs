@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::cli::{Cli, LoginService};
 use crate::config::{self, Config, KeyMap};
 use crate::domain::{MediaKind, Service};
-use crate::providers::{self, Provider, demo::Demo, mal::Mal};
+use crate::providers::{self, Provider, anilist::Anilist, demo::Demo, mal::Mal};
 use crate::store::{Db, Store};
 use crate::tui;
 
@@ -52,7 +52,13 @@ pub fn run(cli: Cli) -> Result<(), String> {
             println!("Logged in to MyAnimeList as {name}");
             Ok(())
         }
-        Some(LoginService::Anilist) => Err("AniList login is not wired yet".into()),
+        Some(LoginService::Anilist) => {
+            let anilist = config.require_anilist().map_err(|e| e.to_string())?;
+            let name =
+                runtime.block_on(crate::login::login_anilist(anilist, &files, cli.no_browser))?;
+            println!("Logged in to AniList as {name}");
+            Ok(())
+        }
         None => runtime.block_on(run_list(config, files)),
     }
 }
@@ -66,21 +72,47 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 }
 
 async fn run_list(config: Config, files: Files) -> Result<(), String> {
-    let mal = config.require_mal().map_err(|e| e.to_string())?;
-    let token_path = files.tokens(Service::Mal);
-    if !token_path.exists() {
-        return Err("not logged in to MyAnimeList yet: run `malt --login` first (or `malt --demo` to look around)".into());
+    if config.mal.is_none() && config.anilist.is_none() {
+        return Err(format!(
+            "{}: there is no [mal] or [anilist] table: add one with your client_id (see config.example.toml)",
+            config.path.display()
+        ));
+    }
+    let http = providers::Http::default();
+    // Every configured service with a saved login, MyAnimeList first.
+    let mut logged_in: Vec<Arc<dyn Provider>> = Vec::new();
+    if let Some(mal) = &config.mal {
+        let tokens = files.tokens(Service::Mal);
+        if tokens.exists() {
+            let file = crate::auth::TokenFile::new(tokens);
+            logged_in.push(Arc::new(Mal::new(mal, http.clone(), file)));
+        }
+    }
+    if let Some(anilist) = &config.anilist {
+        let tokens = files.tokens(Service::Anilist);
+        if tokens.exists() {
+            let file = crate::auth::TokenFile::new(tokens);
+            logged_in.push(Arc::new(Anilist::new(anilist, http.clone(), file)));
+        }
+    }
+    if logged_in.is_empty() {
+        let commands: Vec<String> = [
+            (config.mal.is_some(), Service::Mal),
+            (config.anilist.is_some(), Service::Anilist),
+        ]
+        .into_iter()
+        .filter(|(configured, _)| *configured)
+        .map(|(_, s)| format!("`{}` ({})", s.login_command(), s.display_name()))
+        .collect();
+        return Err(format!(
+            "not logged in yet: run {} first (or `malt --demo` to look around)",
+            commands.join(" or ")
+        ));
     }
     let (store, recovery) = Store::open_or_recover(&files.database()).map_err(|e| e.to_string())?;
-    let http = providers::Http::default();
-    let provider: Arc<dyn Provider> = Arc::new(Mal::new(
-        mal,
-        http.clone(),
-        crate::auth::TokenFile::new(token_path),
-    ));
     let covers = config.images.then(|| covers_for(http.clone())).flatten();
     let app = tui::App {
-        provider,
+        providers: logged_in,
         db: Db::spawn(store),
         keys: config.keys,
         theme: config.theme.effective(crate::config::from_env_no_color()),
@@ -113,7 +145,7 @@ async fn run_demo(cli: &Cli) -> Result<(), String> {
         .set_meta(Service::Demo, "account", "demo")
         .map_err(|e| e.to_string())?;
     let app = tui::App {
-        provider: Arc::new(demo),
+        providers: vec![Arc::new(demo)],
         db: Db::spawn(store),
         keys,
         theme: theme.effective(crate::config::from_env_no_color()),

@@ -1,15 +1,23 @@
-//! `malt --login`: the browser (or paste) login, from the terminal's side.
+//! `malt --login [mal|anilist]`: the browser (or paste) login, from the terminal's side.
 
 use std::io::Write;
 use std::time::Duration;
 
-use crate::auth::{TokenFile, pkce, redirect};
-use crate::config::MalConfig;
-use crate::domain::Service;
-use crate::providers::{self, mal};
+use reqwest::Url;
 
-/// How long the listener waits for the browser.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(6 * 60);
+use crate::auth::redirect::{self, Bare, Redirect, StateCheck};
+use crate::auth::{TokenFile, pkce};
+use crate::config::{AnilistConfig, MalConfig};
+use crate::domain::Service;
+use crate::providers::{self, anilist, mal};
+
+/// How the login comes back to malt.
+enum Catch<'a> {
+    /// The browser is sent to this loopback address, where malt listens.
+    Listen(&'a Url),
+    /// The user pastes what the browser shows: `expect` says what the browser goes to.
+    Paste { expect: String },
+}
 
 /// Logs in to MyAnimeList and stores the session. Returns the account name.
 pub async fn login_mal(
@@ -21,43 +29,27 @@ pub async fn login_mal(
     let verifier = pkce::new_verifier();
     let state = pkce::new_state();
     let url = mal::authorize_url(cfg, &verifier, &state);
-    let code = if no_browser {
-        println!(
-            "Open this address in a browser on any machine and log in to MyAnimeList:\n\n  {url}\n"
-        );
-        println!(
-            "The browser then goes to an address starting with {} (the page may not load).",
-            cfg.redirect_uri
-        );
-        print!("Paste that whole address (or just its code) here: ");
-        let _ = std::io::stdout().flush();
-        let line = tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line).map(|_| line)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot read the pasted address: {e}"))?;
-        redirect::parse_pasted(&line, &state).map_err(|e| e.to_string())?
-    } else {
-        let listener = redirect::bind(&cfg.redirect_uri)
-            .await
-            .map_err(|e| e.to_string())?;
-        println!(
-            "Opening your browser to log in to MyAnimeList. If it does not open, visit:\n\n  {url}\n"
-        );
-        if let Err(e) = open::that_detached(url.as_str()) {
-            println!(
-                "(Could not start a browser: {e}. Open the address above by hand, or use --no-browser.)"
-            );
+    let catch = if no_browser {
+        Catch::Paste {
+            expect: format!(
+                "The browser then goes to an address starting with {} (the page may not load).",
+                cfg.redirect_uri
+            ),
         }
-        println!(
-            "Waiting for the login (up to {} minutes; Ctrl-C to give up)…",
-            LOGIN_TIMEOUT.as_secs() / 60
-        );
-        redirect::wait_for_code(&listener, &cfg.redirect_uri, &state, LOGIN_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?
+    } else {
+        Catch::Listen(&cfg.redirect_uri)
+    };
+    let got = obtain(
+        Service::Mal,
+        &url,
+        catch,
+        &state,
+        StateCheck::Required,
+        Bare::Code,
+    )
+    .await?;
+    let Redirect::Code(code) = got else {
+        return Err("MyAnimeList sent no login code; run `malt --login` again".into());
     };
     let name = mal::finish_login(
         cfg,
@@ -68,15 +60,129 @@ pub async fn login_mal(
     )
     .await
     .map_err(|e| e.to_string())?;
-    // The tokens are saved: a database problem must not fail the login.
+    logged_in(files, Service::Mal, &name);
+    Ok(name)
+}
+
+/// Logs in to AniList and stores the token. Returns the account name.
+///
+/// Without a `client_secret` the implicit grant brings the token itself (in the redirect's
+/// fragment, forwarded by the loopback page); with one, a code is exchanged. An app registered with
+/// AniList's pin page, and `--no-browser`, show the token (or code) for the user to paste.
+pub async fn login_anilist(
+    cfg: &AnilistConfig,
+    files: &crate::app::Files,
+    no_browser: bool,
+) -> Result<String, String> {
+    let http = providers::http_client()?;
+    let state = pkce::new_state();
+    let url = anilist::authorize_url(cfg, &state);
+    let bare = if cfg.client_secret.is_some() {
+        Bare::Code
+    } else {
+        Bare::Token
+    };
+    let catch = if cfg.uses_pin() {
+        Catch::Paste {
+            expect: "AniList then shows a token to copy.".into(),
+        }
+    } else if no_browser {
+        Catch::Paste {
+            expect: format!(
+                "The browser then goes to an address starting with {} (the page may not load); it carries the login.",
+                cfg.redirect_uri
+            ),
+        }
+    } else {
+        Catch::Listen(&cfg.redirect_uri)
+    };
+    let got = obtain(
+        Service::Anilist,
+        &url,
+        catch,
+        &state,
+        StateCheck::IfPresent,
+        bare,
+    )
+    .await?;
+    let name = anilist::finish_login(
+        cfg,
+        http,
+        TokenFile::new(files.tokens(Service::Anilist)),
+        got,
+    )
+    .await?;
+    logged_in(files, Service::Anilist, &name);
+    Ok(name)
+}
+
+/// Sends the user to `url` and brings back what the service redirects with.
+async fn obtain(
+    service: Service,
+    url: &Url,
+    catch: Catch<'_>,
+    state: &str,
+    check: StateCheck,
+    bare: Bare,
+) -> Result<Redirect, String> {
+    let name = service.display_name();
+    match catch {
+        Catch::Paste { expect } => {
+            println!(
+                "Open this address in a browser on any machine and log in to {name}:\n\n  {url}\n"
+            );
+            println!("{expect}");
+            let what = match bare {
+                Bare::Code => "that whole address (or just its code)",
+                Bare::Token => "the token (or that whole address)",
+            };
+            print!("Paste {what} here: ");
+            let _ = std::io::stdout().flush();
+            let line = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map(|_| line)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot read what was pasted: {e}"))?;
+            redirect::parse_pasted_redirect(&line, state, check, bare).map_err(|e| e.to_string())
+        }
+        Catch::Listen(redirect_uri) => {
+            let listener = redirect::bind(redirect_uri)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "Opening your browser to log in to {name}. If it does not open, visit:\n\n  {url}\n"
+            );
+            if let Err(e) = open::that_detached(url.as_str()) {
+                println!(
+                    "(Could not start a browser: {e}. Open the address above by hand, or use --no-browser.)"
+                );
+            }
+            println!(
+                "Waiting for the login (up to {} minutes; Ctrl-C to give up)…",
+                LOGIN_TIMEOUT.as_secs() / 60
+            );
+            redirect::wait_for_redirect(&listener, redirect_uri, state, check, LOGIN_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Records the account the tokens belong to. The tokens are saved: a database problem must not
+/// fail the login.
+fn logged_in(files: &crate::app::Files, service: Service, name: &str) {
     match crate::store::Store::open(&files.database()) {
-        Ok(mut store) => match store.switch_account(Service::Mal, &name) {
+        Ok(mut store) => match store.switch_account(service, name) {
             Ok(Some(switch)) => println!("{switch}"),
             Ok(None) => {}
             Err(e) => tracing::warn!("cannot record the account name: {e}"),
         },
         Err(e) => tracing::warn!("cannot open the database: {e}"),
     }
-    tracing::info!(account = %name, "logged in to MyAnimeList");
-    Ok(name)
+    tracing::info!(account = %name, service = service.key(), "logged in");
 }
+
+/// How long the listener waits for the browser.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(6 * 60);

@@ -14,6 +14,7 @@ pub enum Action {
     NextTab,
     PrevTab,
     SwitchKind,
+    SwitchService,
     Increment,
     Decrement,
     SetCount,
@@ -33,7 +34,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::Down,
         Action::Up,
         Action::Top,
@@ -43,6 +44,7 @@ impl Action {
         Action::NextTab,
         Action::PrevTab,
         Action::SwitchKind,
+        Action::SwitchService,
         Action::Increment,
         Action::Decrement,
         Action::SetCount,
@@ -73,6 +75,7 @@ impl Action {
             Action::NextTab => "next_tab",
             Action::PrevTab => "prev_tab",
             Action::SwitchKind => "switch_kind",
+            Action::SwitchService => "switch_service",
             Action::Increment => "increment",
             Action::Decrement => "decrement",
             Action::SetCount => "set_count",
@@ -103,6 +106,7 @@ impl Action {
             Action::NextTab => "next status tab",
             Action::PrevTab => "previous status tab",
             Action::SwitchKind => "anime list / manga list",
+            Action::SwitchService => "next logged-in service (MAL / AniList)",
             Action::Increment => "one more episode/chapter",
             Action::Decrement => "one less episode/chapter",
             Action::SetCount => "type the count",
@@ -133,6 +137,7 @@ impl Action {
             Action::NextTab => &["tab", "right", "l"],
             Action::PrevTab => &["shift-tab", "left", "h"],
             Action::SwitchKind => &["m"],
+            Action::SwitchService => &["v"],
             Action::Increment => &["+"],
             Action::Decrement => &["-"],
             Action::SetCount => &["e"],

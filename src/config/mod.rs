@@ -53,6 +53,8 @@ pub struct Config {
     pub path: PathBuf,
     pub mal: Option<MalConfig>,
     pub anilist: Option<AnilistConfig>,
+    /// An `[anilist]` table is there, every key still commented out (as in the example).
+    anilist_unset: bool,
     pub keys: KeyMap,
     /// The `[theme]` as written; draw with [`Theme::effective`] to honour `NO_COLOR`.
     pub theme: Theme,
@@ -190,8 +192,17 @@ impl Config {
             .mal
             .map(|m| validate_mal(m).map_err(value_error))
             .transpose()?;
+        // The example's table, copied with its keys still commented out, means "not used yet".
+        let anilist_unset = raw.anilist.as_ref().is_some_and(|a| {
+            a.client_id.is_none()
+                && a.client_secret.is_none()
+                && a.redirect_uri.is_none()
+                && a.api_url.is_none()
+                && a.auth_url.is_none()
+        });
         let anilist = raw
             .anilist
+            .filter(|_| !anilist_unset)
             .map(|a| validate_anilist(a).map_err(value_error))
             .transpose()?;
         let keys = match raw.keys {
@@ -214,6 +225,7 @@ impl Config {
             path: path.to_path_buf(),
             mal,
             anilist,
+            anilist_unset,
             keys,
             theme,
             images: raw.images.unwrap_or(true),
@@ -234,9 +246,12 @@ impl Config {
     pub fn require_anilist(&self) -> Result<&AnilistConfig, ConfigError> {
         self.anilist.as_ref().ok_or_else(|| ConfigError::Value {
             path: self.path.clone(),
-            message:
+            message: if self.anilist_unset {
+                ANILIST_NO_CLIENT_ID.into()
+            } else {
                 "there is no [anilist] table: add one with your client_id (see config.example.toml)"
-                    .into(),
+                    .into()
+            },
         })
     }
 }
@@ -268,10 +283,12 @@ fn validate_mal(raw: RawMal) -> Result<MalConfig, String> {
     })
 }
 
+const ANILIST_NO_CLIENT_ID: &str = "[anilist] client_id is missing: create an API client at https://anilist.co/settings/developer and copy its ID here";
+
 fn validate_anilist(raw: RawMal) -> Result<AnilistConfig, String> {
     let client_id = raw.client_id.unwrap_or_default().trim().to_string();
     if client_id.is_empty() {
-        return Err("[anilist] client_id is missing: create an API client at https://anilist.co/settings/developer and copy its ID here".into());
+        return Err(ANILIST_NO_CLIENT_ID.into());
     }
     let client_secret = raw
         .client_secret
@@ -361,6 +378,49 @@ mod tests {
         assert_eq!(mal.api_url.as_str(), MAL_API_URL);
         assert_eq!(mal.auth_url.as_str(), MAL_AUTH_URL);
         assert!(mal.client_secret.is_none());
+    }
+
+    #[test]
+    fn anilist_table_with_defaults_pin_page_and_mistakes() {
+        let cfg = parse("[anilist]\nclient_id = \" 123 \"\n").unwrap();
+        let al = cfg.anilist.as_ref().unwrap();
+        assert_eq!(al.client_id, "123");
+        assert_eq!(al.api_url.as_str(), "https://graphql.anilist.co/");
+        assert_eq!(al.auth_url.as_str(), ANILIST_AUTH_URL);
+        assert_eq!(al.redirect_uri.as_str(), DEFAULT_REDIRECT_URI);
+        assert!(!al.uses_pin() && al.client_secret.is_none() && cfg.mal.is_none());
+        let cfg = parse(&format!(
+            "[anilist]\nclient_id = \"1\"\nredirect_uri = \"{ANILIST_PIN_URI}\"\n"
+        ))
+        .unwrap();
+        assert!(cfg.anilist.unwrap().uses_pin());
+        let msg =
+            parse("[anilist]\nclient_id = \"1\"\nredirect_uri = \"https://example.com/cb\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            msg.contains("[anilist] redirect_uri") && msg.contains("pin"),
+            "{msg}"
+        );
+        let msg = parse("[anilist]\nclient_id = \"\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("[anilist] client_id is missing"), "{msg}");
+        // The example's table with every key commented out: not configured, and said so.
+        let cfg = parse("[anilist]\n").unwrap();
+        assert!(cfg.anilist.is_none());
+        let msg = cfg.require_anilist().unwrap_err().to_string();
+        assert!(msg.contains("client_id is missing"), "{msg}");
+        let msg = parse("")
+            .unwrap()
+            .require_anilist()
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("no [anilist] table"), "{msg}");
+        let msg = parse("[anilist]\nclient_id = \"1\"\ntoken = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("token"), "{msg}");
     }
 
     #[test]
@@ -515,6 +575,9 @@ mod example {
             Theme::default(),
             "the commented theme must be the defaults"
         );
+        let anilist = cfg.anilist.expect("the [anilist] example parses");
+        assert_eq!(anilist.api_url.as_str(), "https://graphql.anilist.co/");
+        assert_eq!(anilist.auth_url.as_str(), ANILIST_AUTH_URL);
         let listed: Vec<&str> = text
             .lines()
             .skip_while(|l| *l != "[theme]")

@@ -1,5 +1,5 @@
 use super::model::Key;
-use crate::domain::{Change, ListEntry, ListState, MediaKind};
+use crate::domain::{Change, ListEntry, ListState, MediaKind, Service};
 
 /// Work `update` asks the runtime to do. Effects are data, so `update` stays pure and testable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub enum Effect {
     Search { kind: MediaKind, query: String },
     /// Load what the details pane shows.
     LoadDetails { key: Key },
+    /// Read another logged-in service's list from the cache, to show it.
+    SwitchService(Service),
     /// Load cover art to fit `cols`×`rows` cells.
     LoadCover {
         key: Key,

@@ -24,14 +24,16 @@ pub use view::view;
 
 use crate::config::{KeyMap, Theme};
 use crate::covers::{Cover, Covers};
-use crate::domain::{ListEntry, Op, Service};
+use crate::domain::{ListEntry, Op, ScoreFormat, Service};
 use crate::providers::Provider;
 use crate::store::{Db, NewOp};
 use crate::sync::{self, Event};
+pub use msg::Loaded;
 
 /// What the list screen needs to run.
 pub struct App {
-    pub provider: Arc<dyn Provider>,
+    /// Every service logged in; the first one's list is shown first.
+    pub providers: Vec<Arc<dyn Provider>>,
     pub db: Db,
     pub keys: KeyMap,
     /// Colours and styles, `NO_COLOR` already applied.
@@ -60,9 +62,8 @@ fn snapshot(
 /// or delivered there, a new login), and shows it.
 async fn watch_other_processes(
     db: Db,
-    service: Service,
-    events: UnboundedSender<Event>,
-    wake: Arc<Notify>,
+    lanes: Vec<(Service, Arc<Notify>)>,
+    events: UnboundedSender<(Service, Event)>,
 ) {
     let mut seen = db.call(|s| s.data_version()).await.ok();
     let mut every_second = tokio::time::interval(Duration::from_secs(1));
@@ -74,46 +75,69 @@ async fn watch_other_processes(
             continue;
         }
         seen = now;
-        // Another process may have queued changes for this one to send.
-        wake.notify_one();
-        if let Ok((entries, pending, refused)) = db.call(move |s| snapshot(s, service)).await {
-            let _ = events.send(Event::StoreChanged {
-                entries,
-                pending,
-                refused,
-            });
+        for (service, wake) in &lanes {
+            // Another process may have queued changes for this one to send.
+            wake.notify_one();
+            let service = *service;
+            if let Ok((entries, pending, refused)) = db.call(move |s| snapshot(s, service)).await {
+                let _ = events.send((
+                    service,
+                    Event::StoreChanged {
+                        entries,
+                        pending,
+                        refused,
+                    },
+                ));
+            }
         }
     }
 }
 
-/// Builds the first model from the cache and the outbox.
-pub async fn initial_model(app: &App) -> Result<Model, crate::store::StoreError> {
-    let service = app.provider.service();
-    let (entries, pending, refused, account, last_sync) = app
-        .db
-        .call(move |s| {
-            Ok((
-                s.entries(service)?,
-                s.pending(service)?,
-                s.refused(service)?,
-                s.meta(service, "account")?,
-                s.meta(service, "last_sync")?,
-            ))
+/// Reads one service's list, outbox and account from the cache, for the screen.
+pub async fn load_service(
+    db: &Db,
+    provider: &dyn Provider,
+) -> Result<Loaded, crate::store::StoreError> {
+    let service = provider.service();
+    let kinds = provider.kinds().to_vec();
+    db.call(move |s| {
+        let (entries, pending, refused) = snapshot(s, service)?;
+        Ok(Loaded {
+            service,
+            kinds,
+            account: s.meta(service, "account")?,
+            entries,
+            pending,
+            refused,
+            last_sync: s.meta(service, "last_sync")?.and_then(|at| at.parse().ok()),
+            score_format: s
+                .meta(service, "score_format")?
+                .and_then(|f| ScoreFormat::from_key(&f))
+                .unwrap_or_default(),
         })
-        .await?;
+    })
+    .await
+}
+
+/// Builds the first model from the cache and the outbox.
+pub async fn initial_model(app: &App) -> color_eyre::Result<Model> {
+    let Some(first) = app.providers.first() else {
+        return Err(color_eyre::eyre::eyre!(
+            "not logged in to any service: run `malt --login` first"
+        ));
+    };
+    let loaded = load_service(&app.db, first.as_ref()).await?;
     let mut model = Model::new(
-        service,
-        account,
+        loaded.service,
+        loaded.account.clone(),
         app.keys.clone(),
         jiff::tz::TimeZone::system(),
     );
-    model.kinds = app.provider.kinds().to_vec();
-    model.kind = model.kinds.first().copied().unwrap_or(model.kind);
+    model.services = app.providers.iter().map(|p| p.service()).collect();
     model.theme = app.theme.clone();
     model.images = app.covers.is_some();
     model.now = jiff::Timestamp::now();
-    model.load(entries, &pending, &refused);
-    model.last_sync = last_sync.and_then(|s| s.parse().ok());
+    update::show_service(&mut model, loaded);
     model.error = app.warning.clone();
     Ok(model)
 }
@@ -157,25 +181,61 @@ pub async fn run(app: App) -> color_eyre::Result<()> {
     result
 }
 
-struct Runtime {
+/// One logged-in service's background work: who sends its changes and keeps its session.
+struct Lane {
     provider: Arc<dyn Provider>,
-    db: Db,
     wake: Arc<Notify>,
     /// Ends the worker's back-off.
     kick: Arc<Notify>,
     /// Wakes the session refresher.
     recheck: Arc<Notify>,
+    /// Reports of this service's background work (tagged with the service on the way to the UI).
     events: UnboundedSender<Event>,
-    /// Answers to the UI's own requests (search, details, cover art).
+}
+
+impl Lane {
+    fn new(provider: Arc<dyn Provider>, tagged: UnboundedSender<(Service, Event)>) -> Lane {
+        let (events, mut reports) = mpsc::unbounded_channel();
+        let service = provider.service();
+        tokio::spawn(async move {
+            while let Some(event) = reports.recv().await {
+                if tagged.send((service, event)).is_err() {
+                    break;
+                }
+            }
+        });
+        Lane {
+            provider,
+            wake: Arc::new(Notify::new()),
+            kick: Arc::new(Notify::new()),
+            recheck: Arc::new(Notify::new()),
+            events,
+        }
+    }
+}
+
+struct Runtime {
+    lanes: Vec<Lane>,
+    db: Db,
+    /// Answers to the UI's own requests (search, details, cover art, another service's list).
     msgs: UnboundedSender<Msg>,
-    service: Service,
     covers: Option<Arc<Covers>>,
     /// How to draw images on this terminal (when cover art is on).
     picker: Option<Arc<ratatui_image::picker::Picker>>,
 }
 
 impl Runtime {
-    fn perform(&self, effect: Effect) {
+    /// Carries out an effect for the service whose list is shown.
+    fn perform(&self, effect: Effect, service: Service) {
+        let Some(lane) = self.lanes.iter().find(|l| l.provider.service() == service) else {
+            tracing::error!(service = service.key(), "no such service running");
+            return;
+        };
+        self.perform_in(lane, effect);
+    }
+
+    fn perform_in(&self, lane: &Lane, effect: Effect) {
+        let service = lane.provider.service();
         match effect {
             Effect::Enqueue {
                 kind,
@@ -187,7 +247,7 @@ impl Runtime {
                 base_state,
             } => {
                 let op = NewOp {
-                    service: self.service,
+                    service,
                     kind,
                     media_id,
                     change,
@@ -199,8 +259,8 @@ impl Runtime {
                 };
                 // Submitted in keypress order; the database thread keeps that order.
                 let written = self.db.submit(move |s| s.insert_op(op));
-                let wake = self.wake.clone();
-                let events = self.events.clone();
+                let wake = lane.wake.clone();
+                let events = lane.events.clone();
                 tokio::spawn(async move {
                     match written.await {
                         Ok(Ok(_)) => wake.notify_one(),
@@ -222,11 +282,10 @@ impl Runtime {
                 });
             }
             Effect::RetryRefused { kind, media_id } => {
-                let service = self.service;
                 let written = self
                     .db
                     .submit(move |s| s.retry_refused(service, kind, media_id));
-                let wake = self.wake.clone();
+                let wake = lane.wake.clone();
                 tokio::spawn(async move {
                     if let Ok(Ok(_)) = written.await {
                         wake.notify_one();
@@ -234,7 +293,6 @@ impl Runtime {
                 });
             }
             Effect::DropRefused { kind, media_id } => {
-                let service = self.service;
                 // Nothing waits for the answer: a failure leaves the refusal to be shown next start.
                 drop(
                     self.db
@@ -242,26 +300,25 @@ impl Runtime {
                 );
             }
             Effect::SendNow => {
-                let service = self.service;
                 let written = self.db.submit(move |s| s.due_now(service));
-                let kick = self.kick.clone();
+                let kick = lane.kick.clone();
                 tokio::spawn(async move {
                     if let Ok(Ok(_)) = written.await {
                         kick.notify_one();
                     }
                 });
             }
-            Effect::CheckLogin => self.recheck.notify_one(),
+            Effect::CheckLogin => lane.recheck.notify_one(),
             Effect::Fetch(kind) => {
                 tokio::spawn(sync::fetch_list(
-                    self.provider.clone(),
+                    lane.provider.clone(),
                     self.db.clone(),
                     kind,
-                    self.events.clone(),
+                    lane.events.clone(),
                 ));
             }
             Effect::Search { kind, query } => {
-                let provider = self.provider.clone();
+                let provider = lane.provider.clone();
                 let msgs = self.msgs.clone();
                 tokio::spawn(async move {
                     let result = provider
@@ -276,7 +333,7 @@ impl Runtime {
                 });
             }
             Effect::LoadDetails { key } => {
-                let provider = self.provider.clone();
+                let provider = lane.provider.clone();
                 let msgs = self.msgs.clone();
                 tokio::spawn(async move {
                     let result = provider
@@ -285,6 +342,24 @@ impl Runtime {
                         .map(Box::new)
                         .map_err(|e| e.to_string());
                     let _ = msgs.send(Msg::DetailsLoaded { key, result });
+                });
+            }
+            Effect::SwitchService(to) => {
+                let Some(lane) = self.lanes.iter().find(|l| l.provider.service() == to) else {
+                    return;
+                };
+                let provider = lane.provider.clone();
+                let db = self.db.clone();
+                let msgs = self.msgs.clone();
+                tokio::spawn(async move {
+                    let msg = match load_service(&db, provider.as_ref()).await {
+                        Ok(loaded) => Msg::ServiceLoaded(Box::new(loaded)),
+                        Err(e) => Msg::ServiceFailed {
+                            service: to,
+                            error: e.to_string(),
+                        },
+                    };
+                    let _ = msgs.send(msg);
                 });
             }
             Effect::LoadCover {
@@ -330,73 +405,82 @@ async fn event_loop(
 ) -> color_eyre::Result<()> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (msgs_tx, mut msgs_rx) = mpsc::unbounded_channel();
+    let lanes: Vec<Lane> = app
+        .providers
+        .iter()
+        .map(|p| Lane::new(p.clone(), events_tx.clone()))
+        .collect();
+    let mut tasks = Vec::new();
+    for lane in &lanes {
+        tasks.push((
+            "the sync worker",
+            tokio::spawn(
+                sync::Worker {
+                    provider: lane.provider.clone(),
+                    db: app.db.clone(),
+                    wake: lane.wake.clone(),
+                    kick: lane.kick.clone(),
+                    events: lane.events.clone(),
+                }
+                .run(),
+            ),
+        ));
+        tasks.push((
+            "the session refresher",
+            tokio::spawn(sync::keep_fresh(
+                lane.provider.clone(),
+                lane.events.clone(),
+                lane.recheck.clone(),
+            )),
+        ));
+    }
+    tasks.push((
+        "the database watcher",
+        tokio::spawn(watch_other_processes(
+            app.db.clone(),
+            lanes
+                .iter()
+                .map(|l| (l.provider.service(), l.wake.clone()))
+                .collect(),
+            events_tx.clone(),
+        )),
+    ));
     let runtime = Runtime {
-        provider: app.provider.clone(),
+        lanes,
         db: app.db.clone(),
-        wake: Arc::new(Notify::new()),
-        kick: Arc::new(Notify::new()),
-        recheck: Arc::new(Notify::new()),
-        events: events_tx.clone(),
         msgs: msgs_tx,
-        service: app.provider.service(),
         covers: app.covers.clone().map(Arc::new),
         picker: app
             .covers
             .as_ref()
             .map(|_| Arc::new(crate::covers::picker())),
     };
-    let worker = tokio::spawn(
-        sync::Worker {
-            provider: app.provider.clone(),
-            db: app.db.clone(),
-            wake: runtime.wake.clone(),
-            kick: runtime.kick.clone(),
-            events: events_tx.clone(),
-        }
-        .run(),
-    );
-    let refresher = tokio::spawn(sync::keep_fresh(
-        app.provider.clone(),
-        events_tx.clone(),
-        runtime.recheck.clone(),
-    ));
-    let watcher = tokio::spawn(watch_other_processes(
-        app.db.clone(),
-        runtime.service,
-        events_tx.clone(),
-        runtime.wake.clone(),
-    ));
-    let mut background = Background {
-        worker,
-        refresher,
-        watcher,
-    };
+    let mut background = Background { tasks };
     let mut inbox = Inbox {
         events: &mut events_rx,
         msgs: &mut msgs_rx,
     };
     let result = drive(terminal, model, &runtime, &mut inbox, &mut background).await;
-    background.worker.abort();
-    background.refresher.abort();
-    background.watcher.abort();
+    for (_, task) in &background.tasks {
+        task.abort();
+    }
     result
 }
 
 /// The long-running tasks. They only end by panicking, which must not go unnoticed: a dead worker
 /// would leave changes unsent while the screen looks fine.
 struct Background {
-    worker: tokio::task::JoinHandle<()>,
-    refresher: tokio::task::JoinHandle<()>,
-    watcher: tokio::task::JoinHandle<()>,
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
 }
 
 impl Background {
     async fn failed(&mut self) -> color_eyre::Report {
-        let (what, outcome) = tokio::select! {
-            r = &mut self.worker => ("the sync worker", r),
-            r = &mut self.refresher => ("the session refresher", r),
-            r = &mut self.watcher => ("the database watcher", r),
-        };
+        if self.tasks.is_empty() {
+            return std::future::pending().await;
+        }
+        let (outcome, i, _) =
+            futures_util::future::select_all(self.tasks.iter_mut().map(|(_, task)| task)).await;
+        let what = self.tasks[i].0;
         match outcome {
             Err(e) if e.is_panic() => {
                 let payload = e.into_panic();
@@ -418,7 +502,8 @@ impl Background {
 
 /// Where background work and the UI's own requests report.
 struct Inbox<'a> {
-    events: &'a mut mpsc::UnboundedReceiver<Event>,
+    /// Background work of every service, tagged with the service.
+    events: &'a mut mpsc::UnboundedReceiver<(Service, Event)>,
     msgs: &'a mut mpsc::UnboundedReceiver<Msg>,
 }
 
@@ -434,7 +519,7 @@ async fn drive(
     update(model, Msg::Resize(size.width, size.height));
     terminal.draw(|f| view(model, f))?;
     for effect in update::start(model) {
-        runtime.perform(effect);
+        runtime.perform(effect, model.service);
     }
     let mut input = EventStream::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
@@ -455,7 +540,13 @@ async fn drive(
                 // The terminal is gone: nothing more can be shown or typed.
                 Some(Err(_)) | None => Msg::Shutdown,
             },
-            Some(event) = inbox.events.recv() => Msg::Sync(event),
+            Some((service, event)) = inbox.events.recv() => {
+                if service == model.active() {
+                    Msg::Sync(event)
+                } else {
+                    Msg::Elsewhere(service, event)
+                }
+            }
             Some(msg) = inbox.msgs.recv() => msg,
             _ = ticker.tick(), if animating => Msg::Tick,
             _ = minute.tick() => Msg::Tick,
@@ -464,8 +555,10 @@ async fn drive(
         };
         // Countdowns and the dates of changes read the clock from the model.
         update(model, Msg::Clock(jiff::Timestamp::now()));
+        // Effects belong to the list shown when they were asked for.
+        let service = model.service;
         for effect in update(model, msg) {
-            runtime.perform(effect);
+            runtime.perform(effect, service);
         }
         if model.quit {
             return Ok(());
@@ -501,9 +594,17 @@ mod tests {
     async fn a_crashed_background_task_ends_the_app_with_a_report() {
         // (The panic's own message is printed by the test's panic hook; that is expected.)
         let mut background = Background {
-            worker: tokio::spawn(async { panic!("outbox exploded") }),
-            refresher: tokio::spawn(std::future::pending()),
-            watcher: tokio::spawn(std::future::pending()),
+            tasks: vec![
+                (
+                    "the session refresher",
+                    tokio::spawn(std::future::pending()),
+                ),
+                (
+                    "the sync worker",
+                    tokio::spawn(async { panic!("outbox exploded") }),
+                ),
+                ("the database watcher", tokio::spawn(std::future::pending())),
+            ],
         };
         let report = tokio::time::timeout(Duration::from_secs(5), background.failed())
             .await

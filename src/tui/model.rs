@@ -140,11 +140,13 @@ pub struct Filter {
 pub enum Prompt {
     /// Type the count done.
     Count { key: Key, input: String },
-    /// Pick a score 0–10.
+    /// Pick a score in the account's format (a menu, or a typed number for the 100-point and
+    /// decimal formats).
     Score {
         key: Key,
         choice: u8,
-        typed_one: bool,
+        /// Digits typed so far ("1" then "0" is 10).
+        typed: String,
     },
     /// Pick a status.
     Status { key: Key, choice: usize },
@@ -218,6 +220,13 @@ pub enum Overlay {
     Search(Box<Search>),
 }
 
+/// A logged-in service not shown: what its session needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Aside {
+    pub login_needed: Option<String>,
+    pub session_warning: Option<String>,
+}
+
 /// Everything the screen shows. Changed only by `update`.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -230,6 +239,12 @@ pub struct Model {
     pub score_format: ScoreFormat,
     /// The session still works but needs attention soon (it ends in a few days).
     pub session_warning: Option<String>,
+    /// The service being switched to, until its list has been read from the cache.
+    pub switching: Option<Service>,
+    /// Reports for the service being switched to that came before its list: replayed after it.
+    pub held_events: Vec<crate::sync::Event>,
+    /// What is known about the sessions of the other logged-in services.
+    pub asides: Vec<(Service, Aside)>,
     /// The kinds of list the service keeps.
     pub kinds: Vec<MediaKind>,
     /// The list shown: anime or manga, and which status tab.
@@ -292,6 +307,9 @@ impl Model {
             account,
             score_format: ScoreFormat::default(),
             session_warning: None,
+            switching: None,
+            held_events: Vec::new(),
+            asides: Vec::new(),
             kinds: MediaKind::ALL.to_vec(),
             kind: MediaKind::Anime,
             tab: Status::Current,
@@ -321,6 +339,11 @@ impl Model {
             tz,
             now: jiff::Timestamp::UNIX_EPOCH,
         }
+    }
+
+    /// The service whose reports are for the screen: the one shown, or the one being switched to.
+    pub fn active(&self) -> Service {
+        self.switching.unwrap_or(self.service)
     }
 
     /// Fills the list from the cache, with the changes still in the outbox laid over it.

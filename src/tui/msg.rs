@@ -2,9 +2,23 @@ use crossterm::event::{KeyEvent, MouseEvent};
 
 use super::model::Key;
 use crate::covers::Cover;
-use crate::domain::MediaKind;
+use crate::domain::{ListEntry, MediaKind, Op, ScoreFormat, Service};
 use crate::providers::{Details, Found};
+use crate::store::Held;
 use crate::sync::Event;
+
+/// One service's list as the cache holds it, to show when switching to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    pub service: Service,
+    pub kinds: Vec<MediaKind>,
+    pub account: Option<String>,
+    pub entries: Vec<ListEntry>,
+    pub pending: Vec<Op>,
+    pub refused: Vec<(Op, Held)>,
+    pub last_sync: Option<jiff::Timestamp>,
+    pub score_format: ScoreFormat,
+}
 
 /// Everything that can change the model.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,8 +31,17 @@ pub enum Msg {
     Clock(jiff::Timestamp),
     /// Animation step; only sent while something is animating.
     Tick,
-    /// Background work reported.
+    /// Background work of the service shown reported.
     Sync(Event),
+    /// Background work of another logged-in service reported.
+    Elsewhere(Service, Event),
+    /// Another service's list, read from the cache, to show now.
+    ServiceLoaded(Box<Loaded>),
+    /// Another service's list could not be read from the cache.
+    ServiceFailed {
+        service: Service,
+        error: String,
+    },
     /// A search finished.
     Searched {
         kind: MediaKind,

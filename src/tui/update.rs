@@ -7,12 +7,12 @@ use crossterm::event::{
 use super::effect::Effect;
 use super::list::{refresh, reselect, scroll_into_view};
 use super::model::{
-    DetailsPane, Fetching, Key, Link, Model, Overlay, Prompt, Refusal, Row, Search,
+    Aside, DetailsPane, Fetching, Key, Link, Model, Overlay, Prompt, Refusal, Row, Search,
 };
-use super::msg::Msg;
+use super::msg::{Loaded, Msg};
 use super::view;
 use crate::config::Action;
-use crate::domain::{Change, ListEntry, MediaKind, Patch, Status};
+use crate::domain::{Change, ListEntry, MediaKind, Patch, Service, Status};
 use crate::providers::ProviderError;
 use crate::sync::Event;
 
@@ -48,7 +48,36 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Msg::Sync(event) => on_sync(model, event),
+        Msg::Sync(event) => {
+            if model.switching.is_some() {
+                // For the list about to be shown: it comes after that list.
+                model.held_events.push(event);
+                return Vec::new();
+            }
+            on_sync(model, event)
+        }
+        Msg::Elsewhere(service, event) => {
+            elsewhere(model, service, event);
+            Vec::new()
+        }
+        Msg::ServiceLoaded(loaded) => {
+            if model.switching != Some(loaded.service) {
+                return Vec::new();
+            }
+            switched(model, *loaded)
+        }
+        Msg::ServiceFailed { service, error } => {
+            if model.switching == Some(service) {
+                model.switching = None;
+                model.held_events.clear();
+                model.notice = None;
+                model.error = Some(format!(
+                    "cannot show the {} list: {error}",
+                    service.display_name()
+                ));
+            }
+            Vec::new()
+        }
         Msg::Searched {
             kind,
             query,
@@ -149,6 +178,7 @@ fn act(model: &mut Model, action: Action) -> Vec<Effect> {
             (model.tab.index() + Status::ALL.len() - 1) % Status::ALL.len(),
         ),
         Action::SwitchKind => switch_kind(model),
+        Action::SwitchService => return switch_service(model),
         Action::Increment => return step(model, true),
         Action::Decrement => return step(model, false),
         Action::SetCount => {
@@ -164,8 +194,8 @@ fn act(model: &mut Model, action: Action) -> Vec<Effect> {
             if let Some(row) = model.selected_row() {
                 model.overlay = Some(Overlay::Prompt(Prompt::Score {
                     key: row.key(),
-                    choice: row.entry.score,
-                    typed_one: false,
+                    choice: row.entry.score.min(model.score_format.max()),
+                    typed: String::new(),
                 }));
             }
         }
@@ -221,6 +251,131 @@ fn switch_tab(model: &mut Model, index: usize) {
     model.selected = 0;
     model.offset = 0;
     refresh(model);
+}
+
+/// Goes on to the next logged-in service: its list is read from the cache first.
+fn switch_service(model: &mut Model) -> Vec<Effect> {
+    if model.switching.is_some() {
+        return Vec::new();
+    }
+    if model.services.len() < 2 {
+        let other = Service::LOGGABLE
+            .into_iter()
+            .find(|s| *s != model.service)
+            .unwrap_or(Service::Mal);
+        model.notice = Some(format!(
+            "only {} is logged in; `{}` adds {}",
+            model.service.display_name(),
+            other.login_command(),
+            other.display_name()
+        ));
+        return Vec::new();
+    }
+    let at = model
+        .services
+        .iter()
+        .position(|s| *s == model.service)
+        .unwrap_or(0);
+    let next = model.services[(at + 1) % model.services.len()];
+    model.switching = Some(next);
+    model.notice = Some(format!("opening {}…", next.display_name()));
+    vec![Effect::SwitchService(next)]
+}
+
+/// A list synced longer ago than this is fetched again when switched to.
+const STALE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+/// Shows the service switched to, keeping what is known of the one left.
+fn switched(model: &mut Model, loaded: Loaded) -> Vec<Effect> {
+    let mut take_aside =
+        |service: Service| match model.asides.iter().position(|(s, _)| *s == service) {
+            Some(i) => model.asides.remove(i).1,
+            None => Aside::default(),
+        };
+    let arriving = take_aside(loaded.service);
+    // Reports for the service left that came while switching are newer than the screen's.
+    let latest = take_aside(model.service);
+    let left = Aside {
+        login_needed: latest.login_needed.or(model.login_needed.take()),
+        session_warning: latest.session_warning.or(model.session_warning.take()),
+    };
+    model.asides.push((model.service, left));
+    let name = loaded.service.display_name();
+    let stale = loaded
+        .last_sync
+        .is_none_or(|at| model.now.duration_since(at) > STALE_AFTER);
+    show_service(model, loaded);
+    model.switching = None;
+    model.login_needed = arriving.login_needed;
+    model.session_warning = arriving.session_warning;
+    model.notice = Some(format!("showing {name}"));
+    let mut effects = if stale {
+        start(model)
+    } else if model.pending() > 0 {
+        vec![Effect::SendNow]
+    } else {
+        Vec::new()
+    };
+    for event in std::mem::take(&mut model.held_events) {
+        effects.extend(on_sync(model, event));
+    }
+    effects
+}
+
+/// Shows one service's list as the cache holds it, the view reset to its top.
+pub fn show_service(model: &mut Model, loaded: Loaded) {
+    model.service = loaded.service;
+    model.account = loaded.account;
+    if !loaded.kinds.contains(&model.kind) {
+        model.kind = loaded.kinds.first().copied().unwrap_or(model.kind);
+    }
+    model.kinds = loaded.kinds;
+    model.score_format = loaded.score_format;
+    model.last_sync = loaded.last_sync;
+    model.fetching = None;
+    model.link = Link::Unknown;
+    model.retry = None;
+    model.error = None;
+    model.trouble = None;
+    model.overlay = None;
+    model.declined.clear();
+    model.filter = Default::default();
+    model.selected = 0;
+    model.offset = 0;
+    model.load(loaded.entries, &loaded.pending, &loaded.refused);
+    refresh(model);
+}
+
+/// A report from a logged-in service not shown: only what its session needs is kept (its list
+/// is read from the cache when switched to).
+fn elsewhere(model: &mut Model, service: Service, event: Event) {
+    let aside = match model.asides.iter().position(|(s, _)| *s == service) {
+        Some(i) => &mut model.asides[i].1,
+        None => {
+            model.asides.push((service, Aside::default()));
+            match model.asides.last_mut() {
+                Some((_, aside)) => aside,
+                None => return,
+            }
+        }
+    };
+    match event {
+        Event::LoginNeeded(error)
+            if aside.login_needed.is_none() || matches!(error, ProviderError::LoginDamaged(_)) =>
+        {
+            aside.login_needed = Some(login_message(service, &error));
+        }
+        Event::LoginRestored => aside.login_needed = None,
+        Event::SessionWarning(warning) => aside.session_warning = warning,
+        _ => {}
+    }
+}
+
+/// A login problem in words, with the command that logs in to this service.
+fn login_message(service: Service, error: &ProviderError) -> String {
+    error
+        .to_string()
+        .replace("`malt --login`", &format!("`{}`", service.login_command()))
 }
 
 fn switch_kind(model: &mut Model) {
@@ -437,8 +592,9 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
         Prompt::Score {
             key: k,
             choice,
-            typed_one,
+            mut typed,
         } => {
+            let format = model.score_format;
             let choice = match key.code {
                 KeyCode::Esc => return Vec::new(),
                 KeyCode::Enter => {
@@ -451,15 +607,31 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
                     };
                     return edit(model, k, Change::Set(patch));
                 }
-                KeyCode::Down | KeyCode::Char('j') => choice.saturating_sub(1),
-                KeyCode::Up | KeyCode::Char('k') => (choice + 1).min(10),
-                KeyCode::Char(c @ '0'..='9') => {
-                    let n = c as u8 - b'0';
-                    // "1" then "0" is 10.
-                    if typed_one && choice == 1 && n == 0 {
-                        10
-                    } else {
-                        n
+                KeyCode::Down | KeyCode::Char('j') => {
+                    typed.clear();
+                    format.stepped(choice, false)
+                }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    typed.clear();
+                    format.stepped(choice, true)
+                }
+                KeyCode::Backspace => {
+                    typed.pop();
+                    format.parse(&typed).unwrap_or(0)
+                }
+                KeyCode::Char(c)
+                    if c.is_ascii_digit()
+                        || (c == '.' && format == crate::domain::ScoreFormat::Point10Decimal) =>
+                {
+                    // Digits add up while they make a score ("1" then "0" is 10); one that
+                    // does not starts a new number.
+                    typed.push(c);
+                    match format.parse(&typed) {
+                        Some(n) => n,
+                        None => {
+                            typed = c.to_string();
+                            format.parse(&typed).unwrap_or(choice)
+                        }
                     }
                 }
                 _ => choice,
@@ -469,7 +641,7 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
                 Prompt::Score {
                     key: k,
                     choice,
-                    typed_one: key.code == KeyCode::Char('1'),
+                    typed,
                 },
             )
         }
@@ -1075,7 +1247,7 @@ fn first_key(model: &Model, action: Action) -> String {
 /// one says more (that the saved login was damaged, and where it is kept).
 fn needs_login(model: &mut Model, error: &ProviderError) {
     if model.login_needed.is_none() || matches!(error, ProviderError::LoginDamaged(_)) {
-        model.login_needed = Some(error.to_string());
+        model.login_needed = Some(login_message(model.service, error));
     }
 }
 

@@ -2108,3 +2108,186 @@ fn volumes_over_the_known_total_are_refused_in_the_count_prompt() {
         Some(Overlay::Prompt(Prompt::Count { .. }))
     ));
 }
+
+#[test]
+fn scores_are_typed_and_shown_in_the_accounts_format() {
+    use crate::domain::ScoreFormat;
+    // 100-point: typed digits add up; ↑/↓ move by 5.
+    let mut m = model(vec![entry(1, "A", 5, Some(12))]);
+    m.score_format = ScoreFormat::Point100;
+    update(&mut m, key('s'));
+    type_in(&mut m, "85");
+    assert_eq!(score_choice(&m), Some(85));
+    press(&mut m, KeyCode::Up, 1);
+    assert_eq!(score_choice(&m), Some(90));
+    // A digit that would go past 100 starts a new number.
+    type_in(&mut m, "9");
+    assert_eq!(score_choice(&m), Some(9));
+    type_in(&mut m, "9");
+    assert_eq!(score_choice(&m), Some(99));
+    let effects = update(&mut m, code(KeyCode::Enter));
+    assert_eq!(enqueued(&effects), vec![(1, score(99), 0)]);
+
+    // Decimal: "8.5" is 85 tenths; Backspace takes the last character back.
+    let mut m = model(vec![entry(1, "A", 5, Some(12))]);
+    m.score_format = ScoreFormat::Point10Decimal;
+    update(&mut m, key('s'));
+    type_in(&mut m, "8.57");
+    assert_eq!(
+        score_choice(&m),
+        Some(70),
+        "8.57 is not a score: 7 (.0) starts anew"
+    );
+    press(&mut m, KeyCode::Backspace, 1);
+    type_in(&mut m, "8.5");
+    assert_eq!(score_choice(&m), Some(85));
+    let effects = update(&mut m, code(KeyCode::Enter));
+    assert_eq!(enqueued(&effects), vec![(1, score(85), 0)]);
+
+    // Stars: a menu of 0–5, a "." does nothing.
+    let mut m = model(vec![entry(1, "A", 5, Some(12))]);
+    m.score_format = ScoreFormat::Point5;
+    update(&mut m, key('s'));
+    press(&mut m, KeyCode::Up, 9);
+    assert_eq!(score_choice(&m), Some(5));
+    type_in(&mut m, ".");
+    assert_eq!(score_choice(&m), Some(5));
+    type_in(&mut m, "7");
+    assert_eq!(score_choice(&m), Some(5), "7 stars is not a score");
+    type_in(&mut m, "3");
+    assert_eq!(score_choice(&m), Some(3));
+
+    // A score kept from a wider format opens within this one's range.
+    let mut m = model(vec![ListEntry {
+        score: 80,
+        ..entry(1, "A", 5, Some(12))
+    }]);
+    m.score_format = ScoreFormat::Point3;
+    update(&mut m, key('s'));
+    assert_eq!(score_choice(&m), Some(3));
+}
+
+fn loaded(service: Service, entries: Vec<ListEntry>) -> Box<Loaded> {
+    Box::new(Loaded {
+        service,
+        kinds: MediaKind::ALL.to_vec(),
+        account: Some(format!("{}-user", service.key())),
+        entries,
+        pending: Vec::new(),
+        refused: Vec::new(),
+        last_sync: None,
+        score_format: crate::domain::ScoreFormat::Point100,
+    })
+}
+
+#[test]
+fn v_switches_between_logged_in_services() {
+    let mut m = model(vec![entry(1, "MAL show", 5, Some(12))]);
+    // Alone: says how to add the other.
+    assert!(update(&mut m, key('v')).is_empty());
+    assert!(
+        m.notice
+            .as_deref()
+            .unwrap()
+            .contains("malt --login anilist")
+    );
+
+    m.services = vec![Service::Mal, Service::Anilist];
+    let effects = update(&mut m, key('v'));
+    assert_eq!(effects, vec![Effect::SwitchService(Service::Anilist)]);
+    assert_eq!(m.active(), Service::Anilist);
+    // A second press while the list is read does nothing.
+    assert!(update(&mut m, key('v')).is_empty());
+    // A report for AniList that comes before its list waits for it.
+    update(&mut m, delivered(MediaKind::Anime, 7, holds(3)));
+    // One from MAL (now in the background) only keeps what its session needs.
+    update(
+        &mut m,
+        Msg::Elsewhere(
+            Service::Mal,
+            Event::LoginNeeded(ProviderError::SessionExpired),
+        ),
+    );
+    let effects = update(
+        &mut m,
+        Msg::ServiceLoaded(loaded(
+            Service::Anilist,
+            vec![entry(7, "AniList show", 2, Some(12))],
+        )),
+    );
+    assert_eq!(m.service, Service::Anilist);
+    assert_eq!(m.account.as_deref(), Some("anilist-user"));
+    assert_eq!(m.score_format, crate::domain::ScoreFormat::Point100);
+    assert_eq!(shown(&m), vec!["AniList show"]);
+    // Never synced: fetched at once.
+    assert!(
+        effects.contains(&Effect::Fetch(MediaKind::Anime)),
+        "{effects:?}"
+    );
+    // The held report was applied after the list.
+    assert_eq!(row(&m, 7).entry.progress, 3);
+    assert!(m.login_needed.is_none());
+    assert!(
+        m.asides[0]
+            .1
+            .login_needed
+            .as_deref()
+            .unwrap()
+            .contains("`malt --login`"),
+        "{:?}",
+        m.asides
+    );
+
+    // AniList's own expired session names its own login command.
+    update(
+        &mut m,
+        Msg::Sync(Event::LoginNeeded(ProviderError::SessionExpired)),
+    );
+    assert!(
+        m.login_needed
+            .as_deref()
+            .unwrap()
+            .contains("`malt --login anilist`"),
+        "{:?}",
+        m.login_needed
+    );
+
+    // Back to MAL: its aside comes back with it, AniList's goes aside.
+    update(&mut m, key('v'));
+    let mut back = loaded(Service::Mal, vec![entry(1, "MAL show", 5, Some(12))]);
+    back.last_sync = Some(m.now);
+    back.score_format = crate::domain::ScoreFormat::Point10;
+    let effects = update(&mut m, Msg::ServiceLoaded(back));
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Fetch(_))),
+        "synced just now: {effects:?}"
+    );
+    assert_eq!(m.service, Service::Mal);
+    assert!(
+        m.login_needed
+            .as_deref()
+            .unwrap()
+            .contains("`malt --login`")
+    );
+    assert_eq!(m.asides.len(), 1);
+    assert_eq!(m.asides[0].0, Service::Anilist);
+
+    // A list that cannot be read leaves the screen as it was, and says why.
+    update(&mut m, key('v'));
+    update(
+        &mut m,
+        Msg::ServiceFailed {
+            service: Service::Anilist,
+            error: "disk on fire".into(),
+        },
+    );
+    assert_eq!(m.service, Service::Mal);
+    assert_eq!(m.switching, None);
+    assert!(m.error.as_deref().unwrap().contains("disk on fire"));
+    // A late list for a switch no longer wanted is dropped.
+    update(
+        &mut m,
+        Msg::ServiceLoaded(loaded(Service::Anilist, Vec::new())),
+    );
+    assert_eq!(m.service, Service::Mal);
+}

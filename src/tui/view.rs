@@ -10,7 +10,7 @@ use super::list::matched_chars;
 use super::model::{DetailsPane, Link, Model, Overlay, Prompt, Row, Search};
 use crate::config::Action;
 use crate::domain::airing::{AiringState, countdown, local_label};
-use crate::domain::{MediaKind, Status};
+use crate::domain::{MediaKind, ScoreFormat, Status};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -195,7 +195,10 @@ fn empty_text(model: &Model) -> String {
         if model.fetching.is_some() {
             "Loading your list…".to_string()
         } else if model.login_needed.is_some() {
-            "Log in to see your list: run `malt --login` in another terminal.".to_string()
+            format!(
+                "Log in to see your list: run `{}` in another terminal.",
+                model.service.login_command()
+            )
         } else if model.error.is_some() || model.trouble.is_some() {
             format!("Could not load your list (the reason is below). Press {refresh} to try again.")
         } else if let Link::Offline(_) = model.link {
@@ -258,10 +261,9 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
         .filter_map(|(line, &i)| model.rows.get(i).map(|row| (line, row)))
         .map(|(line, row)| {
             let selected = line == model.selected;
-            let score = if row.entry.score == 0 {
-                "-".to_string()
-            } else {
-                row.entry.score.to_string()
+            let score = match model.score_format.show(row.entry.score) {
+                shown if shown.is_empty() => "-".to_string(),
+                shown => shown,
             };
             let mut title = vec![Span::raw(if selected { "› " } else { "  " })];
             title.extend(title_spans(model, &row.entry.title));
@@ -324,6 +326,14 @@ fn status_bar(model: &Model) -> Line<'static> {
     let sep = || Span::raw(" · ");
     let theme = &model.theme;
     let mut spans: Vec<Span<'static>> = vec![Span::raw(" ")];
+    // With more than one service logged in, which one this is comes first.
+    if model.services.len() > 1 {
+        spans.push(Span::styled(
+            model.service.short_name(),
+            Style::new().add_modifier(Modifier::BOLD),
+        ));
+        spans.push(Span::raw(" │ "));
+    }
     if let Some(f) = &model.fetching {
         spans.push(Span::raw(format!(
             "{} syncing… {} entries",
@@ -368,6 +378,25 @@ fn status_bar(model: &Model) -> Line<'static> {
     } else if let Some(error) = model.error.as_ref().or(model.trouble.as_ref()) {
         spans.push(sep());
         spans.push(Span::styled(error.clone(), theme.error));
+    }
+    for (service, aside) in &model.asides {
+        if aside.login_needed.is_some() {
+            spans.push(sep());
+            spans.push(Span::styled(
+                format!("{}: log in again", service.short_name()),
+                theme.error,
+            ));
+        } else if aside.session_warning.is_some() {
+            spans.push(sep());
+            spans.push(Span::styled(
+                format!("{}: login ends soon", service.short_name()),
+                theme.pending,
+            ));
+        }
+    }
+    if let Some(warning) = &model.session_warning {
+        spans.push(sep());
+        spans.push(Span::styled(warning.clone(), theme.pending));
     }
     if let Some(notice) = &model.notice {
         spans.push(sep());
@@ -426,14 +455,28 @@ fn hint_bar(model: &Model) -> Line<'static> {
         ),
         unit.to_string(),
     );
+    // With two services logged in, the other one is a key away.
+    let other = (model.services.len() > 1).then(|| {
+        let next = model
+            .services
+            .iter()
+            .position(|s| *s == model.service)
+            .map_or(model.service, |i| {
+                model.services[(i + 1) % model.services.len()]
+            });
+        hint(Action::SwitchService, next.short_name())
+    });
     // By use; what does not fit gives way, but help and quit always show.
     let optional = [
-        steps,
-        hint(Action::Add, "add"),
-        hint(Action::Filter, "filter"),
-        hint(Action::Details, "details"),
-        hint(Action::NextTab, "status tab"),
-    ];
+        Some(steps),
+        other,
+        Some(hint(Action::Add, "add")),
+        Some(hint(Action::Filter, "filter")),
+        Some(hint(Action::Details, "details")),
+        Some(hint(Action::NextTab, "status tab")),
+    ]
+    .into_iter()
+    .flatten();
     let always = [hint(Action::Help, "all keys"), hint(Action::Quit, "quit")];
     let width = |(k, w): &(String, String)| k.chars().count() + w.chars().count() + 4;
     let mut room = usize::from(model.width)
@@ -557,6 +600,63 @@ const SCORES: [&str; 11] = [
     "Masterpiece",
 ];
 
+/// The score prompt in the account's format: a menu of every score for the short scales, the
+/// number typed for the 100-point and decimal ones.
+fn score_prompt<'a>(
+    model: &Model,
+    choice: u8,
+    typed: &str,
+) -> (&'static str, Vec<Line<'a>>, &'static str) {
+    let format = model.score_format;
+    let label = |n: u8| -> String {
+        match format {
+            ScoreFormat::Point10 => format!("{n:>2}  {}", SCORES[usize::from(n.min(10))]),
+            _ if n == 0 => "no score".to_string(),
+            ScoreFormat::Point3 => {
+                format!("{}  {}", format.show(n), SMILEYS[usize::from(n.min(3))])
+            }
+            _ => format!("{n}  {}", format.show(n)),
+        }
+    };
+    if format.is_menu() {
+        let max = format.max();
+        return (
+            "Score",
+            menu(
+                model,
+                (0..=max).rev().map(label),
+                usize::from(max - choice.min(max)),
+            ),
+            if max >= 10 {
+                "↑/↓ or 0-9 choose · Enter set · Esc cancel"
+            } else {
+                "↑/↓ or digits choose · Enter set · Esc cancel"
+            },
+        );
+    }
+    let shown = if choice == 0 {
+        "no score".to_string()
+    } else {
+        format.show(choice)
+    };
+    let input = if typed.is_empty() {
+        shown.clone()
+    } else {
+        typed.to_string()
+    };
+    (
+        "Score",
+        vec![
+            Line::raw(format!(" Score ({}, 0 for none):", format.range())),
+            Line::raw(format!(" > {input}▏")),
+            Line::raw(format!(" = {shown}")),
+        ],
+        "type a score · ↑/↓ change · Enter set · Esc cancel",
+    )
+}
+
+const SMILEYS: [&str; 4] = ["", "disliked", "average", "liked"];
+
 fn draw_prompt(model: &Model, prompt: &Prompt, frame: &mut Frame) {
     let Some(row) = model.row(prompt.key()) else {
         return;
@@ -581,17 +681,7 @@ fn draw_prompt(model: &Model, prompt: &Prompt, frame: &mut Frame) {
                 "Enter set · Esc cancel",
             )
         }
-        Prompt::Score { choice, .. } => (
-            "Score",
-            menu(
-                model,
-                (0..=10)
-                    .rev()
-                    .map(|n| format!("{n:>2}  {}", SCORES[n as usize])),
-                usize::from(10 - (*choice).min(10)),
-            ),
-            "↑/↓ or 0-9 choose · Enter set · Esc cancel",
-        ),
+        Prompt::Score { choice, typed, .. } => score_prompt(model, *choice, typed),
         Prompt::Status { choice, .. } => (
             "Status",
             menu(
@@ -695,7 +785,7 @@ fn draw_details(model: &Model, pane: &DetailsPane, frame: &mut Frame) {
             progress_text(row)
         );
         if e.score > 0 {
-            mine.push_str(&format!(" · score {}", e.score));
+            mine.push_str(&format!(" · score {}", model.score_format.show(e.score)));
         }
         if e.kind == MediaKind::Manga {
             mine.push_str(&format!(" · volumes {}", volumes_text(row)));
@@ -1158,7 +1248,7 @@ mod tests {
                 Prompt::Score {
                     key,
                     choice: 8,
-                    typed_one: false,
+                    typed: String::new(),
                 },
             ),
             ("status", Prompt::Status { key, choice: 2 }),
@@ -1291,7 +1381,7 @@ mod tests {
         m.overlay = Some(Overlay::Search(Box::new(Search::new(MediaKind::Anime))));
         draw(&m, 12, 4);
         m.overlay = Some(Overlay::Prompt(Prompt::Score {
-            typed_one: false,
+            typed: String::new(),
             key: (MediaKind::Anime, 52991),
             choice: 3,
         }));
@@ -1303,5 +1393,42 @@ mod tests {
             scroll: 40,
         })));
         draw(&m, 9, 5);
+    }
+
+    #[test]
+    fn anilist_beside_mal_in_its_own_score_format() {
+        let mut m = sample();
+        m.service = Service::Anilist;
+        m.services = vec![Service::Mal, Service::Anilist];
+        m.account = Some("alice".into());
+        m.score_format = crate::domain::ScoreFormat::Point10Decimal;
+        for (i, row) in m.rows.iter_mut().enumerate() {
+            row.entry.score = [85, 0, 100, 7][i % 4];
+        }
+        m.session_warning = Some(
+            "AniList login ends in 9 days (Dec 4): run `malt --login anilist` to renew".into(),
+        );
+        m.asides = vec![(
+            Service::Mal,
+            crate::tui::model::Aside {
+                login_needed: Some("session expired".into()),
+                session_warning: None,
+            },
+        )];
+        insta::assert_snapshot!("anilist_list", draw(&m, 130, 10));
+        let key = m.rows[0].key();
+        m.overlay = Some(Overlay::Prompt(Prompt::Score {
+            key,
+            choice: 85,
+            typed: "8.5".into(),
+        }));
+        insta::assert_snapshot!("anilist_decimal_score_prompt", draw(&m, 100, 14));
+        m.score_format = crate::domain::ScoreFormat::Point5;
+        m.overlay = Some(Overlay::Prompt(Prompt::Score {
+            key,
+            choice: 4,
+            typed: String::new(),
+        }));
+        insta::assert_snapshot!("anilist_stars_score_prompt", draw(&m, 100, 14));
     }
 }

@@ -1594,7 +1594,7 @@ fn keys_typed_as_soon_as_the_cached_list_shows_are_not_lost() {
 // ---------------------------------------------------------------------------------------------
 
 /// Every action's description in the help, in `Action::ALL` order.
-const HELP: [&str; 25] = [
+const HELP: [&str; 26] = [
     "move down",
     "move up",
     "go to the top",
@@ -1604,6 +1604,7 @@ const HELP: [&str; 25] = [
     "next status tab",
     "previous status tab",
     "anime list / manga list",
+    "MAL list / AniList list",
     "one more episode/chapter",
     "one less episode/chapter",
     "type the count",

@@ -106,7 +106,7 @@ impl Action {
             Action::NextTab => "next status tab",
             Action::PrevTab => "previous status tab",
             Action::SwitchKind => "anime list / manga list",
-            Action::SwitchService => "next logged-in service (MAL / AniList)",
+            Action::SwitchService => "MAL list / AniList list",
             Action::Increment => "one more episode/chapter",
             Action::Decrement => "one less episode/chapter",
             Action::SetCount => "type the count",

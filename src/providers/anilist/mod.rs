@@ -406,12 +406,9 @@ impl Provider for Anilist {
             }
         };
         let format = format_of(&viewer);
+        let variables = query::save_variables(media_id, kind, patch, format);
         let body = self
-            .post(
-                query::SAVE,
-                query::save_variables(media_id, kind, patch, format),
-                Auth::Required,
-            )
+            .post(&query::save_document(&variables), variables, Auth::Required)
             .await?
             .found(no_longer_there)?;
         let state = query::parse_saved(&body, format)?;
@@ -874,7 +871,8 @@ mod tests {
         assert_eq!(state.start_date.as_deref(), Some("2024-01-02"));
         let seen = fake.seen();
         assert_eq!(seen.len(), 2, "the account, then the change");
-        assert_eq!(seen[1].query, query::SAVE);
+        assert_eq!(seen[1].query, query::save_document(&seen[1].variables));
+        assert!(!seen[1].query.contains("$status"), "{}", seen[1].query);
         assert_eq!(
             seen[1].variables,
             json!({"mediaId": 1, "format": "POINT_10_DECIMAL", "progress": 4})

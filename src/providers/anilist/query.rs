@@ -56,18 +56,35 @@ pub const MEDIA_LIST: &str = concat!(
 /// The entry id of a listed work, for deleting it.
 pub const ENTRY_ID: &str = "query ($userId: Int, $mediaId: Int, $type: MediaType) {\n  MediaList(userId: $userId, mediaId: $mediaId, type: $type) { id }\n}\n";
 
-/// Creates or updates the viewer's entry of a work. Only the variables a change sets are sent;
-/// the others are left out, which leaves those fields as they are.
-pub const SAVE: &str = concat!(
-    "mutation ($mediaId: Int, $status: MediaListStatus, $score: Float, $progress: Int, ",
-    "$progressVolumes: Int, $startedAt: FuzzyDateInput, $completedAt: FuzzyDateInput, ",
-    "$format: ScoreFormat) {\n",
-    "  SaveMediaListEntry(mediaId: $mediaId, status: $status, score: $score, progress: $progress, ",
-    "progressVolumes: $progressVolumes, startedAt: $startedAt, completedAt: $completedAt) { ",
-    entry_fields!(),
-    " }\n",
-    "}\n"
-);
+/// The arguments `SaveMediaListEntry` can be given by malt, with their GraphQL types.
+const SAVE_ARGUMENTS: [(&str, &str); 7] = [
+    ("mediaId", "Int"),
+    ("status", "MediaListStatus"),
+    ("score", "Float"),
+    ("progress", "Int"),
+    ("progressVolumes", "Int"),
+    ("startedAt", "FuzzyDateInput"),
+    ("completedAt", "FuzzyDateInput"),
+];
+
+/// Creates or updates the viewer's entry of a work, setting exactly the fields present in
+/// `variables` (from [`save_variables`]): the others are not in the document at all, so they stay
+/// as they are, however the server treats a variable left out.
+pub fn save_document(variables: &Value) -> String {
+    let used: Vec<&(&str, &str)> = SAVE_ARGUMENTS
+        .iter()
+        .filter(|(name, _)| variables.get(*name).is_some())
+        .collect();
+    let mut declared: Vec<String> = used.iter().map(|(n, t)| format!("${n}: {t}")).collect();
+    declared.push("$format: ScoreFormat".into());
+    let arguments: Vec<String> = used.iter().map(|(n, _)| format!("{n}: ${n}")).collect();
+    format!(
+        "mutation ({}) {{\n  SaveMediaListEntry({}) {{ {} }}\n}}\n",
+        declared.join(", "),
+        arguments.join(", "),
+        entry_fields!()
+    )
+}
 
 /// Deletes an entry by its entry id (not the media id).
 pub const DELETE: &str = "mutation ($id: Int) {\n  DeleteMediaListEntry(id: $id) { deleted }\n}\n";
@@ -1701,39 +1718,58 @@ mod tests {
     #[test]
     fn documents_parse_and_take_every_value_as_a_declared_variable() {
         use graphql_parser::query::{Definition, OperationDefinition};
+        let save_all = save_variables(
+            2,
+            MediaKind::Manga,
+            &Patch {
+                status: Some(Status::Completed),
+                progress: Some(3),
+                volumes: Some(1),
+                score: Some(7),
+                repeating: None,
+                start_date: Some("2024-01-02".into()),
+                finish_date: Some("2024-02".into()),
+            },
+            ScoreFormat::Point10,
+        );
+        let save_one = save_variables(
+            2,
+            MediaKind::Anime,
+            &Patch::progress(4),
+            ScoreFormat::Point100,
+        );
+        let progress_only = save_document(&save_one);
+        assert!(
+            progress_only.starts_with(
+                "mutation ($mediaId: Int, $progress: Int, $format: ScoreFormat) {\n  SaveMediaListEntry(mediaId: $mediaId, progress: $progress) {"
+            ),
+            "{progress_only}"
+        );
         let all = [
-            (VIEWER, json!({})),
+            (VIEWER.to_string(), json!({})),
             (
-                LIST,
+                LIST.to_string(),
                 list_variables(1, MediaKind::Anime, ScoreFormat::Point10),
             ),
             (
-                MEDIA_LIST,
+                MEDIA_LIST.to_string(),
                 media_list_variables(1, 2, MediaKind::Manga, ScoreFormat::Point3),
             ),
-            (ENTRY_ID, entry_id_variables(1, 2, MediaKind::Anime)),
             (
-                SAVE,
-                save_variables(
-                    2,
-                    MediaKind::Manga,
-                    &Patch {
-                        status: Some(Status::Completed),
-                        progress: Some(3),
-                        volumes: Some(1),
-                        score: Some(7),
-                        repeating: None,
-                        start_date: Some("2024-01-02".into()),
-                        finish_date: Some("2024-02".into()),
-                    },
-                    ScoreFormat::Point10,
-                ),
+                ENTRY_ID.to_string(),
+                entry_id_variables(1, 2, MediaKind::Anime),
             ),
-            (DELETE, delete_variables(9)),
-            (SEARCH, search_variables("naruto", MediaKind::Anime)),
-            (DETAILS, details_variables(2, MediaKind::Anime)),
+            (save_document(&save_all), save_all.clone()),
+            (save_document(&save_one), save_one.clone()),
+            (DELETE.to_string(), delete_variables(9)),
+            (
+                SEARCH.to_string(),
+                search_variables("naruto", MediaKind::Anime),
+            ),
+            (DETAILS.to_string(), details_variables(2, MediaKind::Anime)),
         ];
-        for (doc, vars) in all {
+        for (doc, vars) in &all {
+            let doc = doc.as_str();
             let parsed =
                 graphql_parser::parse_query::<&str>(doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
             assert_eq!(parsed.definitions.len(), 1);

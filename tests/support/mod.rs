@@ -3,5 +3,8 @@
 //!
 //! `mal` is a stateful fake of MyAnimeList's OAuth2 server and API v2
 //! (see `shared/api/NOTES.md` §1 for the behaviour it copies).
+//! `anilist` is a stateful fake of AniList's GraphQL API and OAuth server
+//! (NOTES §2; it uses `mal`'s PNG and urlencoding helpers).
 
+pub mod anilist;
 pub mod mal;

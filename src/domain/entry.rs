@@ -23,6 +23,12 @@ impl Service {
         }
     }
 
+    pub const ALL: [Service; 3] = [Service::Mal, Service::Anilist, Service::Demo];
+
+    pub fn from_key(key: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.key() == key)
+    }
+
     /// The services a user can log in to, in the order the app offers them.
     pub const LOGGABLE: [Service; 2] = [Service::Mal, Service::Anilist];
 

@@ -86,10 +86,8 @@ fn op_from_row(row: &Row<'_>, owner: &str) -> rusqlite::Result<Option<Op>> {
     let service: String = row.get(1)?;
     let kind: String = row.get(2)?;
     let field: String = row.get(4)?;
-    let service = match service.as_str() {
-        "mal" => Service::Mal,
-        "demo" => Service::Demo,
-        _ => return Ok(None),
+    let Some(service) = Service::from_key(&service) else {
+        return Ok(None);
     };
     let Some(kind) = MediaKind::from_key(&kind) else {
         return Ok(None);
@@ -576,6 +574,25 @@ mod tests {
             0,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn every_service_keeps_its_own_queue() {
+        let mut s = store();
+        for (i, service) in Service::ALL.into_iter().enumerate() {
+            s.enqueue(service, MediaKind::Anime, 7, Change::progress(3), 2, 0)
+                .unwrap();
+            assert_eq!(s.pending(service).unwrap().len(), 1, "{service:?}");
+            assert_eq!(
+                s.claim_next(service, 0, 1000).unwrap().map(|o| o.service),
+                Some(service)
+            );
+            let all: usize = Service::ALL
+                .iter()
+                .map(|sv| s.pending(*sv).unwrap().len())
+                .sum();
+            assert_eq!(all, i + 1);
+        }
     }
 
     fn values(ops: &[Op]) -> Vec<(u64, u32)> {

@@ -639,10 +639,11 @@ fn score_prompt<'a>(
     } else {
         format.show(choice)
     };
-    let input = if typed.is_empty() {
-        shown.clone()
-    } else {
-        typed.to_string()
+    // What was typed, or the score being changed (nothing when there is none).
+    let input = match (typed.is_empty(), choice) {
+        (false, _) => typed.to_string(),
+        (true, 0) => String::new(),
+        (true, _) => format.show(choice),
     };
     (
         "Score",

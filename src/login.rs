@@ -1,6 +1,6 @@
 //! `malt --login [mal|anilist]`: the browser (or paste) login, from the terminal's side.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -136,15 +136,27 @@ async fn obtain(
                 Bare::Code => "that whole address (or just its code)",
                 Bare::Token => "the token (or that whole address)",
             };
-            print!("Paste {what} here: ");
+            // A token is the login itself (for a year): it is not shown as it is pasted.
+            let hidden = bare == Bare::Token && std::io::stdin().is_terminal();
+            print!(
+                "Paste {what} here{}: ",
+                if hidden { " (it is not shown)" } else { "" }
+            );
             let _ = std::io::stdout().flush();
-            let line = tokio::task::spawn_blocking(|| {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).map(|_| line)
+            let line = tokio::task::spawn_blocking(move || {
+                if hidden {
+                    read_hidden_line()
+                } else {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).map(|_| line)
+                }
             })
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot read what was pasted: {e}"))?;
+            if hidden && !line.trim().is_empty() {
+                println!("(received {} characters)", line.trim().chars().count());
+            }
             redirect::parse_pasted_redirect(&line, state, check, bare).map_err(|e| e.to_string())
         }
         Catch::Listen(redirect_uri) => {
@@ -168,6 +180,49 @@ async fn obtain(
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Reads one line from the terminal without echoing it (raw mode, restored on every way out).
+/// Ctrl-C cancels.
+fn read_hidden_line() -> std::io::Result<String> {
+    use std::io::Read;
+    struct Raw;
+    impl Drop for Raw {
+        fn drop(&mut self) {
+            let _ = crossterm::terminal::disable_raw_mode();
+        }
+    }
+    crossterm::terminal::enable_raw_mode()?;
+    let _raw = Raw;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        if stdin.read(&mut byte)? == 0 {
+            break;
+        }
+        match byte[0] {
+            b'\r' | b'\n' => break,
+            // Ctrl-C
+            0x03 => {
+                print!("\r\n");
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "cancelled",
+                ));
+            }
+            // Ctrl-D on an empty line
+            0x04 if line.is_empty() => break,
+            // Backspace / Delete
+            0x08 | 0x7f => {
+                line.pop();
+            }
+            b => line.push(b),
+        }
+    }
+    print!("\r\n");
+    let _ = std::io::stdout().flush();
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// Records the account the tokens belong to. The tokens are saved: a database problem must not

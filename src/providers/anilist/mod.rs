@@ -2,7 +2,7 @@
 //!
 //! - `query`: the GraphQL documents, the variables sent with them, and pure readers of answers;
 //! - `login`: the authorize address, the code exchange, the JWT expiry;
-//! - `pace`: the rate limit (30 requests a minute, a burst of 10, pauses on 429).
+//! - `pace`: the rate limit (at most 30 requests in any minute, pauses on 429).
 //!
 //! malt keys entries by the **media id**; AniList's own entry id is only looked up to delete an
 //! entry. AniList tokens last a year and cannot be refreshed: the session here only loads the
@@ -177,7 +177,14 @@ pub struct Anilist {
     pace: Pace,
     /// Who is logged in and how they score, with the token generation it was learnt with.
     viewer: Mutex<Option<(u64, Viewer)>>,
+    /// How many entries one list answer holds at most (see [`Anilist::with_collection_cap`]).
+    collection_cap: usize,
 }
+
+/// AniList answers a whole list with its 11,000 most recently updated entries at most.
+pub const COLLECTION_CAP: usize = 11_000;
+/// Chunks fetched at most for one list (500 each).
+const MAX_CHUNKS: u32 = 200;
 
 impl Anilist {
     pub fn new(cfg: &AnilistConfig, http: Http, file: TokenFile) -> Anilist {
@@ -187,7 +194,50 @@ impl Anilist {
             session: Session::new(file),
             pace: Pace::new(),
             viewer: Mutex::new(None),
+            collection_cap: COLLECTION_CAP,
         }
+    }
+
+    /// A list answer this long may have been cut at AniList's cap: the list is then fetched again
+    /// in chunks. [`COLLECTION_CAP`] unless a test server caps lower.
+    pub fn with_collection_cap(mut self, cap: usize) -> Anilist {
+        self.collection_cap = cap.max(1);
+        self
+    }
+
+    /// The whole list in chunks of 500, each work once (a chunk that adds nothing new ends it,
+    /// whatever `hasNextChunk` says).
+    async fn fetch_chunked(
+        &self,
+        user_id: u64,
+        kind: MediaKind,
+        format: ScoreFormat,
+        arrived: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<query::Collection, ProviderError> {
+        let mut all = query::Collection::default();
+        let mut seen = std::collections::HashSet::new();
+        for chunk in 1..=MAX_CHUNKS {
+            let body = self
+                .post(
+                    query::LIST_CHUNK,
+                    query::list_chunk_variables(user_id, kind, format, chunk),
+                    Auth::Required,
+                )
+                .await?
+                .found(|| {
+                    ProviderError::BadResponse("AniList did not find your list (404)".into())
+                })?;
+            let part = query::parse_collection(&body, kind, format)?;
+            let before = all.entries.len();
+            all.unreadable += part.unreadable;
+            all.entries
+                .extend(part.entries.into_iter().filter(|e| seen.insert(e.id)));
+            arrived(all.entries.len());
+            if !part.has_next_chunk || all.entries.len() == before {
+                break;
+            }
+        }
+        Ok(all)
     }
 
     /// Sends one document with its variables, paced, and reads the status and errors of the
@@ -356,8 +406,15 @@ impl Provider for Anilist {
             )
             .await?
             .found(|| ProviderError::BadResponse("AniList did not find your list (404)".into()))?;
-        let collection = query::parse_collection(&body, kind, format)?;
+        let mut collection = query::parse_collection(&body, kind, format)?;
         arrived(collection.entries.len());
+        if collection.entries.len() + collection.unreadable >= self.collection_cap {
+            tracing::info!(
+                entries = collection.entries.len(),
+                "the list may be cut at AniList's cap; fetching it in chunks"
+            );
+            collection = self.fetch_chunked(viewer.id, kind, format, arrived).await?;
+        }
         Ok(Fetched {
             entries: collection.entries,
             unreadable: collection.unreadable,

@@ -4,10 +4,9 @@
 //! minute, which its headers do not show. Every request of one [`super::Anilist`] goes through one
 //! [`Pace`]:
 //!
-//! - a `governor` limiter of **30 requests a minute** (one every 2 s) with a **burst of 10**: a
-//!   session that has been quiet can send 10 requests at once (a fetch of both lists, a few quick
-//!   keypresses, a provider test doing ~10 calls) without waiting, and anything beyond that is
-//!   spread at one per 2 s;
+//! - a `governor` limiter that lets a quiet session send a **burst of 10** at once (a fetch of
+//!   both lists, a few quick keypresses) and then **one request every 3 s**: never more than
+//!   10 + 20 = 30 requests in any minute, AniList's degraded limit;
 //! - a "paused until" instant, set when AniList answers 429 (`Retry-After` seconds, else
 //!   `X-RateLimit-Reset`, else 60 s) or reports `X-RateLimit-Remaining: 0` (until
 //!   `X-RateLimit-Reset`, else 60 s). Requests made before it passes wait for it. The instant sits
@@ -22,8 +21,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
 
-/// Requests a minute (AniList's degraded limit).
-pub const PER_MINUTE: u32 = 30;
+/// Requests a minute after the burst (with the burst: at most 30 in any minute, AniList's
+/// degraded limit).
+pub const PER_MINUTE: u32 = 20;
 /// Requests that may go at once after a quiet spell.
 pub const BURST: u32 = 10;
 /// How long to wait when AniList asks to slow down without saying for how long.

@@ -44,6 +44,38 @@ pub const LIST: &str = concat!(
     "}\n"
 );
 
+/// One chunk of the user's list (`chunk` counts from 1, at most 500 entries each), for lists
+/// beyond what [`LIST`] returns in one answer (AniList's 11,000 most recently updated entries).
+pub const LIST_CHUNK: &str = concat!(
+    "query ($userId: Int, $type: MediaType, $format: ScoreFormat, $chunk: Int, $perChunk: Int) {\n",
+    "  MediaListCollection(userId: $userId, type: $type, chunk: $chunk, perChunk: $perChunk) {\n",
+    "    hasNextChunk\n",
+    "    lists { name isCustomList status entries { ",
+    entry_fields!(),
+    " media { ",
+    media_fields!(),
+    " } } }\n",
+    "  }\n",
+    "}\n"
+);
+
+/// Entries in one chunk of [`LIST_CHUNK`] (AniList's largest).
+pub const PER_CHUNK: u32 = 500;
+
+pub fn list_chunk_variables(
+    user_id: u64,
+    kind: MediaKind,
+    format: ScoreFormat,
+    chunk: u32,
+) -> Value {
+    let mut vars = list_variables(user_id, kind, format);
+    if let Some(map) = vars.as_object_mut() {
+        map.insert("chunk".into(), json!(chunk));
+        map.insert("perChunk".into(), json!(PER_CHUNK));
+    }
+    vars
+}
+
 /// One entry of the user's list, by media id (answered 404 "Not Found." when it is not listed).
 pub const MEDIA_LIST: &str = concat!(
     "query ($userId: Int, $mediaId: Int, $type: MediaType, $format: ScoreFormat) {\n",
@@ -738,6 +770,8 @@ pub struct Collection {
     pub entries: Vec<ListEntry>,
     /// Works sent that could not be read (counted once each).
     pub unreadable: usize,
+    /// A [`LIST_CHUNK`] answer says more chunks follow.
+    pub has_next_chunk: bool,
 }
 
 /// Reads a [`LIST`] answer: status lists first, then custom lists, each work kept once (an entry
@@ -758,6 +792,8 @@ pub fn parse_collection(
     struct RawCollection<'a> {
         #[serde(borrow)]
         lists: Option<Vec<Option<Group<'a>>>>,
+        #[serde(rename = "hasNextChunk", default)]
+        has_next_chunk: Option<bool>,
     }
     #[derive(Deserialize)]
     struct Group<'a> {
@@ -773,11 +809,11 @@ pub fn parse_collection(
         media_id: Option<u64>,
     }
     let d: Data = data(body, "list")?;
-    let lists = d
+    let collection = d
         .collection
-        .ok_or_else(|| ProviderError::BadResponse("AniList sent no list".into()))?
-        .lists
-        .unwrap_or_default();
+        .ok_or_else(|| ProviderError::BadResponse("AniList sent no list".into()))?;
+    let has_next_chunk = collection.has_next_chunk.unwrap_or(false);
+    let lists = collection.lists.unwrap_or_default();
     let mut groups: Vec<Group> = lists.into_iter().flatten().collect();
     // Status lists first: a stable sort keeps AniList's order within each kind of list.
     groups.sort_by_key(|g| g.is_custom.unwrap_or(false) || g.status.is_none());
@@ -830,6 +866,7 @@ pub fn parse_collection(
     Ok(Collection {
         entries,
         unreadable,
+        has_next_chunk,
     })
 }
 

@@ -555,9 +555,12 @@ async fn drive(
         };
         // Countdowns and the dates of changes read the clock from the model.
         update(model, Msg::Clock(jiff::Timestamp::now()));
-        // Effects belong to the list shown when they were asked for.
+        // Effects are for the list shown once the message is handled: only a completed switch
+        // changes it, and what that asks for (the fetch, sending the queue) is for the list
+        // switched to.
+        let effects = update(model, msg);
         let service = model.service;
-        for effect in update(model, msg) {
+        for effect in effects {
             runtime.perform(effect, service);
         }
         if model.quit {

@@ -789,3 +789,117 @@ pub fn wait_until(tmux: &Tmux, what: &str, timeout: Duration, cond: impl Fn() ->
         std::thread::sleep(tmux.poll);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// AniList
+// ---------------------------------------------------------------------------------------------
+
+impl Home {
+    /// An `[anilist]` table pointing at `fake` (implicit grant), with this home's loopback
+    /// redirect URI, which it registers with the fake as the app's.
+    pub fn anilist_config(&self, fake: &crate::support::anilist::FakeAnilist) -> String {
+        fake.config_toml(&self.redirect_uri)
+    }
+
+    /// `$XDG_DATA_HOME/malt/anilist-tokens.json`
+    pub fn anilist_tokens_path(&self) -> PathBuf {
+        self.data_dir().join("anilist-tokens.json")
+    }
+
+    /// Stores an AniList login as `malt --login anilist` does: `{access_token, refresh_token: "",
+    /// expires_at}`, mode 0600, written to a temp file and renamed into place (a running malt
+    /// reading it meanwhile sees the old file or the new one, never half of one).
+    pub fn write_anilist_tokens(&self, access: &str, expires_at: i64) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.data_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let json = serde_json::json!({
+            "access_token": access,
+            "refresh_token": "",
+            "expires_at": expires_at,
+        });
+        let path = self.anilist_tokens_path();
+        let tmp = dir.join(".anilist-tokens.json.test.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+
+    /// The stored AniList login, if any.
+    pub fn anilist_tokens(&self) -> Option<serde_json::Value> {
+        let bytes = std::fs::read(self.anilist_tokens_path()).ok()?;
+        Some(serde_json::from_slice(&bytes).expect("AniList token file is JSON"))
+    }
+
+    /// Logs in to `fake` as its default user with a token that ends at `exp` (Unix seconds), as
+    /// `malt --login anilist` would store it. Returns the token.
+    pub fn log_in_anilist_until(
+        &self,
+        fake: &crate::support::anilist::FakeAnilist,
+        exp: i64,
+    ) -> String {
+        let token = fake.issue_token_expiring(crate::support::anilist::DEFAULT_USER_ID, exp);
+        self.write_anilist_tokens(&token, exp);
+        token
+    }
+
+    /// Logs in to `fake` as its default user for a year (AniList's token lifetime).
+    pub fn log_in_anilist(&self, fake: &crate::support::anilist::FakeAnilist) -> String {
+        self.log_in_anilist_until(fake, unix_now() + crate::support::anilist::TOKEN_LIFETIME)
+    }
+
+    /// Puts an `xdg-open` first on `PATH` that only notes the address it is asked to open (see
+    /// [`Home::browser_calls`]): the test then plays the browser itself.
+    pub fn install_noting_browser(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> {}\n",
+            sh_quote(&self.browser_log().display().to_string())
+        );
+        let path = self.path().join("bin/xdg-open");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// A plain HTTP/1.1 `GET` of `url` (`http://host:port/path?query`, no fragment), as a browser
+/// sends it: nothing followed, the connection closed after the answer. Returns the status, the
+/// headers (names lowercased) and the body.
+pub fn http_get(url: &str) -> (u16, Vec<(String, String)>, String) {
+    let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert_eq!(parsed.scheme(), "http", "{url}");
+    assert!(
+        parsed.fragment().is_none(),
+        "a browser never sends a fragment: {url}"
+    );
+    let host = parsed.host_str().unwrap();
+    let port = parsed.port_or_known_default().unwrap();
+    let target = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_string(),
+    };
+    let mut stream = std::net::TcpStream::connect((host, port))
+        .unwrap_or_else(|e| panic!("connect to {host}:{port}: {e}"));
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: malt-e2e-browser\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status line from {url}:\n{text}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}

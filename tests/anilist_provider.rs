@@ -522,7 +522,15 @@ async fn a_list_beyond_anilists_collection_cap_arrives_whole() {
     // Below the cap, one answer is the whole list.
     s.fake.clear_logs();
     let small = s.logged_in().with_collection_cap(1000);
-    assert_eq!(small.fetch_list(ANIME, &|_| {}).await.unwrap().entries.len(), 100);
+    assert_eq!(
+        small
+            .fetch_list(ANIME, &|_| {})
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        100
+    );
     assert_eq!(s.fake.count_root("MediaListCollection"), 1);
 }
 

@@ -38,7 +38,7 @@ pub const WARN_BEFORE_SECS: i64 = 14 * 24 * 3600;
 const MAX_CHECK_SECS: i64 = 6 * 3600;
 /// While the end of the login is being warned about, look at the token file this often (a new
 /// login made elsewhere ends the warning).
-const WARNING_CHECK_SECS: i64 = 3600;
+const WARNING_CHECK_SECS: i64 = 300;
 /// The shortest wait between two looks at the session.
 const MIN_CHECK_SECS: i64 = 30;
 /// The longest search query sent.
@@ -602,11 +602,12 @@ mod tests {
             next_check(now + 365 * 24 * 3600, now),
             Duration::from_secs(6 * 3600)
         );
+        // While the end is warned about: every 5 minutes (a renewal elsewhere ends the warning).
         assert_eq!(
             next_check(now + 10 * 24 * 3600, now),
-            Duration::from_secs(3600)
+            Duration::from_secs(300)
         );
-        assert_eq!(next_check(now + 600, now), Duration::from_secs(600));
+        assert_eq!(next_check(now + 200, now), Duration::from_secs(200));
         assert_eq!(next_check(now + 5, now), Duration::from_secs(30));
     }
 

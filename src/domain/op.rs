@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{ListEntry, ListState, MediaKind, Service, Status};
+use super::{ListEntry, ListState, MediaKind, ScoreFormat, Service, Status};
 
 /// Fields of a list entry to set in one request. Only what is `Some` is sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,8 +120,9 @@ impl Change {
         }
     }
 
-    /// The change in a few words, for messages ("episode 8", "score 7", "removal").
-    pub fn describe(&self, kind: MediaKind) -> String {
+    /// The change in a few words, for messages ("episode 8", "score 7", "removal"), scores in
+    /// the account's format.
+    pub fn describe(&self, kind: MediaKind, format: ScoreFormat) -> String {
         let value = self.value();
         match self {
             Change::Remove => "removal from the list".into(),
@@ -131,7 +132,7 @@ impl Change {
                 Field::Status => p
                     .status
                     .map_or_else(String::new, |s| s.label(kind).to_lowercase()),
-                Field::Score => format!("score {value}"),
+                Field::Score => score_words(format, value),
                 Field::Repeating | Field::Listed => format!(
                     "{} {}",
                     repeating_word(kind),
@@ -139,6 +140,14 @@ impl Change {
                 ),
             },
         }
+    }
+}
+
+/// "score 8.5", "no score".
+fn score_words(format: ScoreFormat, value: u32) -> String {
+    match format.show(u8::try_from(value).unwrap_or(u8::MAX)) {
+        shown if shown.is_empty() => "no score".into(),
+        shown => format!("score {shown}"),
     }
 }
 
@@ -178,7 +187,7 @@ impl Field {
     }
 
     /// A value of this field in words, for conflict messages.
-    pub fn describe(self, kind: MediaKind, value: u32) -> String {
+    pub fn describe(self, kind: MediaKind, format: ScoreFormat, value: u32) -> String {
         match self {
             Field::Listed if value == 0 => "not on the list".into(),
             Field::Listed => "on the list".into(),
@@ -190,7 +199,7 @@ impl Field {
                 ),
             Field::Progress => format!("{} {value}", kind.unit()),
             Field::Volumes => format!("volume {value}"),
-            Field::Score => format!("score {value}"),
+            Field::Score => score_words(format, value),
             Field::Repeating if value == 1 => repeating_word(kind).into(),
             Field::Repeating => format!("not {}", repeating_word(kind)),
         }
@@ -300,9 +309,18 @@ mod tests {
         assert_eq!(Change::Remove.field(), Field::Listed);
         assert_eq!(Field::Listed.value(Some(&listed)), Some(1));
         assert_eq!(Field::Listed.value(None), Some(0));
-        assert_eq!(Field::Score.describe(MediaKind::Anime, 8), "score 8");
-        assert_eq!(Field::Status.describe(MediaKind::Manga, 1), "reading");
-        assert_eq!(Change::progress(3).describe(MediaKind::Manga), "chapter 3");
+        let ten = ScoreFormat::Point10;
+        assert_eq!(Field::Score.describe(MediaKind::Anime, ten, 8), "score 8");
+        assert_eq!(
+            Field::Score.describe(MediaKind::Anime, ScoreFormat::Point10Decimal, 85),
+            "score 8.5"
+        );
+        assert_eq!(Field::Score.describe(MediaKind::Anime, ten, 0), "no score");
+        assert_eq!(Field::Status.describe(MediaKind::Manga, ten, 1), "reading");
+        assert_eq!(
+            Change::progress(3).describe(MediaKind::Manga, ten),
+            "chapter 3"
+        );
     }
 
     #[test]
@@ -359,7 +377,7 @@ mod tests {
                 repeating: Some(true),
                 ..Patch::default()
             })
-            .describe(MediaKind::Manga),
+            .describe(MediaKind::Manga, ScoreFormat::Point10),
             "re-reading on"
         );
     }

@@ -6,7 +6,7 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{Event, now_ms};
-use crate::domain::{Ack, Change, ListState, Op};
+use crate::domain::{Ack, Change, ListState, Op, ScoreFormat};
 use crate::providers::{Provider, ProviderError};
 use crate::store::{Db, Retry};
 
@@ -202,14 +202,16 @@ impl Worker {
             }
             return Ok(Check::Landed);
         }
-        let mine = waiting
-            .last()
-            .map_or_else(|| op.change.describe(kind), |o| o.change.describe(kind));
+        let format = self.score_format().await;
+        let mine = waiting.last().map_or_else(
+            || op.change.describe(kind, format),
+            |o| o.change.describe(kind, format),
+        );
         // Name the field that was changed elsewhere (a status moved on the website, say, while
         // the change is about the count).
         let shown = differs.unwrap_or(field);
         let theirs_words = match shown.value(state.as_ref()) {
-            Some(n) => shown.describe(kind, n),
+            Some(n) => shown.describe(kind, format, n),
             None => "not on the list".into(),
         };
         let reason = format!("changed elsewhere to {theirs_words} (yours: {mine})");
@@ -237,6 +239,18 @@ impl Worker {
         Ok(Check::Conflict)
     }
 
+    /// How the account scores, as the last list fetch found (for messages about scores).
+    async fn score_format(&self) -> ScoreFormat {
+        let service = self.provider.service();
+        self.db
+            .call(move |s| s.meta(service, "score_format"))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|f| ScoreFormat::from_key(&f))
+            .unwrap_or_default()
+    }
+
     /// The service holds `state` for `op`'s entry: forget the change, tell the screen.
     async fn delivered(&self, op: &Op, state: Option<ListState>) {
         let done = op.clone();
@@ -260,10 +274,11 @@ impl Worker {
             tracing::warn!(seq = op.seq, "change refused: {error}");
             let (seq, message) = (op.seq, error.to_string());
             let _ = self.db.call(move |s| s.mark_failed(seq, &message)).await;
+            let format = self.score_format().await;
             let _ = self.events.send(Event::Refused {
                 kind: op.kind,
                 media_id: op.media_id,
-                what: op.change.describe(op.kind),
+                what: op.change.describe(op.kind, format),
                 error,
             });
             return Undelivered::Held;

@@ -369,7 +369,7 @@ impl Model {
                 );
             op.change.apply_to(&mut shown);
             row.refused = Some(Box::new(Refusal {
-                what: op.change.describe(op.kind),
+                what: op.change.describe(op.kind, self.score_format),
                 count,
                 reason: held.reason.clone(),
                 conflict: held.conflict,

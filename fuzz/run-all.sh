@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-120}"
 fixtures="$PWD/../tests/fixtures/mal"
+anilist="$PWD/../tests/fixtures/anilist"
 export RUSTC_BOOTSTRAP=1
 cargo_fuzz=(cargo ${FUZZ_TOOLCHAIN:-} fuzz)
 
@@ -23,18 +24,25 @@ declare -A seeds=(
   [token]="$fixtures seeds/token"
   [config]="seeds/config"
   [pasted]="seeds/pasted"
+  [anilist_collection]="$anilist"
+  [anilist_details]="$anilist"
+  [anilist_search]="$anilist"
+  [anilist_classify]="$anilist"
+  [anilist_token]="seeds/pasted seeds/token"
 )
 declare -A dicts=(
   [list_page]=json [list_status]=json [my_status]=json [search]=json [details]=json [user]=json
   [error_body]=json [token]=json
   [config]=toml [pasted]=url
+  [anilist_collection]=anilist [anilist_details]=anilist [anilist_search]=anilist
+  [anilist_classify]=anilist [anilist_token]=anilist
 )
 mkdir -p logs
 # The shipped example config is a seed too (libFuzzer takes folders only).
 mkdir -p corpus/config && cp ../config.example.toml corpus/config/config.example.toml
 
 "${cargo_fuzz[@]}" build -O
-for target in ${TARGETS:-list_page list_status my_status search details user error_body token config pasted}; do
+for target in ${TARGETS:-list_page list_status my_status search details user error_body token config pasted anilist_collection anilist_details anilist_search anilist_classify anilist_token}; do
   mkdir -p "corpus/$target"
   # shellcheck disable=SC2086
   "${cargo_fuzz[@]}" run -O "$target" "corpus/$target" ${seeds[$target]} -- \

@@ -141,6 +141,19 @@ fn compact(text: &str) -> String {
 }
 
 #[test]
+fn embedded_fixtures_match_the_repositorys_copies() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/anilist");
+    for (name, text) in FIXTURES {
+        let ours = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+        assert_eq!(
+            text.trim_end(),
+            ours.trim_end(),
+            "{name} differs from tests/fixtures/"
+        );
+    }
+}
+
+#[test]
 fn embedded_fixtures_match_shared() {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -248,17 +248,26 @@ fn classify(url: &Url, state: &str, check: StateCheck) -> Callback {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.into_owned())
     };
-    let state_ok = match get("state") {
-        Some(got) => got == state,
-        None => check == StateCheck::IfPresent,
+    let states: Vec<String> = url
+        .query_pairs()
+        .filter(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    // Every state given must be ours.
+    let state_ok = if states.is_empty() {
+        check == StateCheck::IfPresent
+    } else {
+        states.iter().all(|s| s == state)
     };
     if let Some(error) = get("error") {
         // A denial without a state cannot come from a forged link that matters: it only ends the wait.
-        if state_ok || get("state").is_none() {
+        if state_ok || states.is_empty() {
             let reason = get("message")
                 .or_else(|| get("error_description"))
                 .unwrap_or(error);
-            return Callback::Denied(reason);
+            return Callback::Denied(crate::providers::one_line(
+                &reason.replace(char::is_control, " "),
+            ));
         }
         return Callback::WrongState;
     }
@@ -315,10 +324,11 @@ pub fn parse_pasted_redirect(
     if input.contains(['/', '?', '&', '=', '#']) {
         // The fragment of an implicit grant reads like a query.
         let input = match input.split_once('#') {
-            Some((before, fragment)) if fragment.contains('=') => {
-                let base = before.split('?').next().unwrap_or(before);
-                format!("{base}?{fragment}")
-            }
+            Some((before, fragment)) if fragment.contains('=') => match before.split_once('?') {
+                // The query stays: a `state` in it is checked too.
+                Some((base, query)) if !query.is_empty() => format!("{base}?{query}&{fragment}"),
+                _ => format!("{}?{fragment}", before.split('?').next().unwrap_or(before)),
+            },
             _ => input.to_string(),
         };
         let input = input.as_str();

@@ -344,7 +344,7 @@ fn format_of(viewer: &Viewer) -> ScoreFormat {
 /// The warning shown while the login still works but ends within [`WARN_BEFORE_SECS`]
 /// (pure: `now` and the zone are given).
 pub fn expiry_warning(expires_at: i64, now: i64, tz: &TimeZone) -> Option<String> {
-    let left = expires_at - now;
+    let left = expires_at.saturating_sub(now);
     if left <= 0 || left > WARN_BEFORE_SECS {
         return None;
     }
@@ -370,7 +370,7 @@ pub fn expiry_warning(expires_at: i64, now: i64, tz: &TimeZone) -> Option<String
 /// How long to wait before looking at the session again (at least 30 s, at most 6 h, and at
 /// most an hour while its end is near).
 pub fn next_check(expires_at: i64, now: i64) -> Duration {
-    let left = expires_at - now;
+    let left = expires_at.saturating_sub(now);
     let most = if left <= WARN_BEFORE_SECS {
         WARNING_CHECK_SECS
     } else {

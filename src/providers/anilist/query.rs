@@ -298,17 +298,56 @@ pub enum Outcome {
 #[derive(Deserialize)]
 struct ErrorBody {
     #[serde(default)]
-    errors: Option<Vec<GraphqlError>>,
+    errors: Option<Vec<Value>>,
 }
 
-#[derive(Deserialize)]
+/// One of AniList's errors, read field by field (an odd field spoils only itself).
 struct GraphqlError {
-    #[serde(default)]
     message: Option<String>,
-    #[serde(default)]
     status: Option<u16>,
-    #[serde(default)]
     validation: Option<Value>,
+}
+
+impl GraphqlError {
+    fn read(v: &Value) -> GraphqlError {
+        let status = v.get("status").and_then(|s| match s {
+            Value::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 65536.0)
+                    .map(|f| f as u64)
+            }),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        GraphqlError {
+            message: v.get("message").and_then(Value::as_str).map(str::to_string),
+            status: status.and_then(|n| u16::try_from(n).ok()),
+            validation: v.get("validation").cloned(),
+        }
+    }
+
+    fn says_invalid_token(&self) -> bool {
+        self.message
+            .as_deref()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("invalid token"))
+            || self.status == Some(401)
+    }
+}
+
+/// AniList's own words in one line, without control characters (they would reach the log).
+fn words(text: &str) -> String {
+    one_line(&text.replace(char::is_control, " "))
+}
+
+/// serde_json's reason for refusing a body, without the value it quotes (a body's string can be
+/// long, or must not reach a log), in one line.
+fn reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = match (text.find(" \""), text.rfind("\", expected")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &text[..a], &text[b + 1..]),
+        _ => text,
+    };
+    one_line(&text)
 }
 
 fn throttled(wait: Option<Duration>) -> ProviderError {
@@ -343,7 +382,7 @@ fn validation_messages(validation: Option<&Value>) -> String {
         None => {}
     }
     messages.retain(|m| !m.is_empty());
-    one_line(&messages.join(" "))
+    words(&messages.join(" "))
 }
 
 /// Reads an answer's HTTP status and `errors` (pure). `wait` is how long AniList asked to wait
@@ -377,7 +416,12 @@ pub fn classify(status: u16, wait: Option<Duration>, body: &[u8]) -> Outcome {
         return Outcome::Ok;
     }
     let errors = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(b) => b.errors.unwrap_or_default(),
+        Ok(b) => b
+            .errors
+            .unwrap_or_default()
+            .iter()
+            .map(GraphqlError::read)
+            .collect::<Vec<_>>(),
         Err(e) => {
             return Failed(match status {
                 429 => throttled(wait),
@@ -385,7 +429,8 @@ pub fn classify(status: u16, wait: Option<Duration>, body: &[u8]) -> Outcome {
                     ProviderError::Server(format!("AniList is having trouble (HTTP {s})"))
                 }
                 s if success => ProviderError::BadResponse(format!(
-                    "AniList sent data malt cannot read (HTTP {s}: {e})"
+                    "AniList sent data malt cannot read (HTTP {s}: {})",
+                    reason(&e)
                 )),
                 s => ProviderError::BadResponse(format!(
                     "AniList answered HTTP {s} with something malt cannot read"
@@ -393,6 +438,9 @@ pub fn classify(status: u16, wait: Option<Duration>, body: &[u8]) -> Outcome {
             });
         }
     };
+    if errors.iter().any(GraphqlError::says_invalid_token) {
+        return Failed(ProviderError::SessionExpired);
+    }
     let Some(first) = errors.first() else {
         return match status {
             _ if success => Outcome::Ok,
@@ -428,7 +476,7 @@ pub fn classify(status: u16, wait: Option<Duration>, body: &[u8]) -> Outcome {
     let detail = if message.is_empty() {
         String::new()
     } else {
-        format!(": {}", one_line(message))
+        format!(": {}", words(message))
     };
     if code >= 500 || status >= 500 {
         return Failed(ProviderError::Server(format!(
@@ -453,7 +501,7 @@ fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ProviderError> {
         ProviderError::BadResponse(if looks_like_html(body) {
             "AniList sent an HTML page instead of data".into()
         } else {
-            format!("AniList sent data malt cannot read ({e})")
+            format!("AniList sent data malt cannot read ({})", reason(&e))
         })
     })
 }
@@ -828,7 +876,7 @@ pub fn parse_collection(
         for raw in group.entries.iter().flatten() {
             items += 1;
             let read = serde_json::from_str::<RawEntry>(raw.get())
-                .map_err(|e| e.to_string())
+                .map_err(|e| reason(&e))
                 .and_then(|e| match e.media_id {
                     Some(id) => Ok((id, e)),
                     None => Err("no mediaId".into()),
@@ -884,7 +932,10 @@ fn parse_entry_state(
         Some(Value::Null) => Ok(None),
         Some(v) => {
             let e = RawEntry::deserialize(v).map_err(|e| {
-                ProviderError::BadResponse(format!("AniList sent an entry malt cannot read ({e})"))
+                ProviderError::BadResponse(format!(
+                    "AniList sent an entry malt cannot read ({})",
+                    reason(&e)
+                ))
             })?;
             Ok(Some(e.state(None, format)))
         }
@@ -950,7 +1001,7 @@ pub fn parse_search(body: &[u8], kind: MediaKind) -> Result<Vec<Found>, Provider
         let media: RawMedia = match serde_json::from_str(raw.get()) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!("skipping a search result malt cannot read: {e}");
+                tracing::warn!("skipping a search result malt cannot read: {}", reason(&e));
                 continue;
             }
         };
@@ -1118,7 +1169,7 @@ mod tests {
 
     macro_rules! fixture {
         ($name:literal) => {
-            include_bytes!(concat!("../../../../shared/api/fixtures/anilist/", $name))
+            include_bytes!(concat!("../../../tests/fixtures/anilist/", $name))
         };
     }
 

@@ -81,13 +81,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::{self, Write as _};
-use std::future::poll_fn;
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -103,8 +98,7 @@ use graphql_parser::Pos;
 use graphql_parser::query as q;
 use rand::RngExt;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::mal::{cover_png, encode, parse_urlencoded};
@@ -4805,158 +4799,7 @@ fn make_jwt(client_id: &str, user_id: u64, iat: i64, exp: i64, float_claims: boo
     )
 }
 
-// ---------------------------------------------------------------------------
-// Network plumbing (as in the MAL fake): a listener that can be closed and
-// reopened on the same port, and connections that die when the server goes down.
-// ---------------------------------------------------------------------------
-
-struct Gate {
-    listener: Option<TcpListener>,
-    accept_waker: Option<Waker>,
-    closed: bool,
-}
-
-struct Net {
-    addr: SocketAddr,
-    handle: tokio::runtime::Handle,
-    gate: Mutex<Gate>,
-    /// Bumped on every go_down; connections born in an older epoch are dead.
-    epoch: AtomicU64,
-    conns: Mutex<HashMap<u64, Waker>>,
-    next_conn: AtomicU64,
-}
-
-impl Net {
-    /// Stop listening (the port refuses connections) and kill open connections.
-    fn down(&self, forever: bool) {
-        {
-            let mut g = lock(&self.gate);
-            g.listener = None;
-            g.closed |= forever;
-            self.epoch.fetch_add(1, Ordering::SeqCst);
-        }
-        let wakers: Vec<Waker> = lock(&self.conns).drain().map(|(_, w)| w).collect();
-        for w in wakers {
-            w.wake();
-        }
-    }
-
-    fn up(&self) {
-        let mut g = lock(&self.gate);
-        if g.closed || g.listener.is_some() {
-            return;
-        }
-        let _rt = self.handle.enter();
-        let std_listener = std::net::TcpListener::bind(self.addr)
-            .unwrap_or_else(|e| panic!("FakeAnilist::go_up: cannot rebind {}: {e}", self.addr));
-        std_listener.set_nonblocking(true).expect("set_nonblocking");
-        g.listener = Some(TcpListener::from_std(std_listener).expect("register listener"));
-        if let Some(w) = g.accept_waker.take() {
-            w.wake();
-        }
-    }
-}
-
-struct FakeListener {
-    net: Arc<Net>,
-}
-
-impl axum::serve::Listener for FakeListener {
-    type Io = FakeIo;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (FakeIo, SocketAddr) {
-        loop {
-            let net = &self.net;
-            let res = poll_fn(|cx| {
-                let mut g = lock(&net.gate);
-                g.accept_waker = Some(cx.waker().clone());
-                match &g.listener {
-                    Some(l) => l.poll_accept(cx).map(|r| {
-                        let epoch = net.epoch.load(Ordering::SeqCst);
-                        r.map(|(s, a)| (s, a, epoch))
-                    }),
-                    None => Poll::Pending,
-                }
-            })
-            .await;
-            match res {
-                Ok((stream, addr, epoch)) => {
-                    let _ = stream.set_nodelay(true);
-                    let io = FakeIo {
-                        inner: stream,
-                        born: epoch,
-                        id: net.next_conn.fetch_add(1, Ordering::SeqCst),
-                        net: net.clone(),
-                    };
-                    return (io, addr);
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.net.addr)
-    }
-}
-
-struct FakeIo {
-    inner: TcpStream,
-    born: u64,
-    id: u64,
-    net: Arc<Net>,
-}
-
-impl FakeIo {
-    fn dead(&self) -> bool {
-        self.net.epoch.load(Ordering::SeqCst) != self.born
-    }
-}
-
-impl Drop for FakeIo {
-    fn drop(&mut self) {
-        lock(&self.net.conns).remove(&self.id);
-    }
-}
-
-impl AsyncRead for FakeIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.dead() {
-            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
-        }
-        lock(&self.net.conns).insert(self.id, cx.waker().clone());
-        if self.dead() {
-            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for FakeIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.dead() {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
+use super::net::{FakeListener, Gate, Net};
 
 // ---------------------------------------------------------------------------
 // FakeAnilist

@@ -8,3 +8,4 @@
 
 pub mod anilist;
 pub mod mal;
+pub mod net;

@@ -62,53 +62,34 @@ pub struct Config {
     pub images: bool,
 }
 
-/// The `[mal]` table, validated.
+/// A service's API client, from its table (`[mal]`, `[anilist]`), validated.
 #[derive(Clone)]
-pub struct MalConfig {
+pub struct ClientConfig {
     pub client_id: String,
+    /// MyAnimeList "web" apps have one. On AniList, a secret makes the login use the
+    /// authorization-code grant instead of the implicit grant.
     pub client_secret: Option<String>,
+    /// A loopback address (on AniList also its pin page, [`ANILIST_PIN_URI`]).
     pub redirect_uri: Url,
     pub api_url: Url,
     pub auth_url: Url,
 }
 
-impl std::fmt::Debug for MalConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MalConfig")
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("redirect_uri", &self.redirect_uri.as_str())
-            .field("api_url", &self.api_url.as_str())
-            .field("auth_url", &self.auth_url.as_str())
-            .finish()
-    }
-}
+/// The `[mal]` table.
+pub type MalConfig = ClientConfig;
+/// The `[anilist]` table.
+pub type AnilistConfig = ClientConfig;
 
-/// The `[anilist]` table, validated.
-#[derive(Clone)]
-pub struct AnilistConfig {
-    pub client_id: String,
-    /// With a secret, the login uses the authorization-code grant; without, the implicit grant.
-    pub client_secret: Option<String>,
-    /// A loopback address, or AniList's pin page ([`ANILIST_PIN_URI`]).
-    pub redirect_uri: Url,
-    pub api_url: Url,
-    pub auth_url: Url,
-}
-
-impl AnilistConfig {
+impl ClientConfig {
     /// The app is registered with AniList's pin page: the token is pasted, never caught.
     pub fn uses_pin(&self) -> bool {
         self.redirect_uri.as_str() == ANILIST_PIN_URI
     }
 }
 
-impl std::fmt::Debug for AnilistConfig {
+impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnilistConfig")
+        f.debug_struct("ClientConfig")
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
@@ -274,7 +255,7 @@ fn validate_mal(raw: RawMal) -> Result<MalConfig, String> {
     check_loopback_redirect("mal", &redirect_uri)?;
     let api_url = parse_url("mal", "api_url", raw.api_url.as_deref(), MAL_API_URL)?;
     let auth_url = parse_url("mal", "auth_url", raw.auth_url.as_deref(), MAL_AUTH_URL)?;
-    Ok(MalConfig {
+    Ok(ClientConfig {
         client_id,
         client_secret,
         redirect_uri,
@@ -317,7 +298,7 @@ fn validate_anilist(raw: RawMal) -> Result<AnilistConfig, String> {
         raw.auth_url.as_deref(),
         ANILIST_AUTH_URL,
     )?;
-    Ok(AnilistConfig {
+    Ok(ClientConfig {
         client_id,
         client_secret,
         redirect_uri,

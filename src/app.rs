@@ -73,10 +73,7 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 
 async fn run_list(config: Config, files: Files) -> Result<(), String> {
     if config.mal.is_none() && config.anilist.is_none() {
-        return Err(format!(
-            "{}: there is no [mal] or [anilist] table: add one with your client_id (see config.example.toml)",
-            config.path.display()
-        ));
+        return Err(config.no_service().to_string());
     }
     let http = providers::Http::default();
     // Every configured service with a saved login, MyAnimeList first.

@@ -223,6 +223,18 @@ impl Config {
         })
     }
 
+    /// Why no service can be used, when neither table is set up: what to add.
+    pub fn no_service(&self) -> ConfigError {
+        ConfigError::Value {
+            path: self.path.clone(),
+            message: if self.anilist_unset {
+                ANILIST_NO_CLIENT_ID.into()
+            } else {
+                "there is no [mal] or [anilist] table: add one with your client_id (see config.example.toml)".into()
+            },
+        }
+    }
+
     /// The `[anilist]` table, or a sentence saying it must be added.
     pub fn require_anilist(&self) -> Result<&AnilistConfig, ConfigError> {
         self.anilist.as_ref().ok_or_else(|| ConfigError::Value {

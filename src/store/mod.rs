@@ -307,7 +307,7 @@ impl Store {
             tx.execute("DELETE FROM entries WHERE service = ?1", [service.key()])
                 .map_err(err)?;
             tx.execute(
-                "DELETE FROM meta WHERE service = ?1 AND key = 'last_sync'",
+                "DELETE FROM meta WHERE service = ?1 AND key IN ('last_sync', 'score_format')",
                 [service.key()],
             )
             .map_err(err)?;

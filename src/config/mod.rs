@@ -19,6 +19,9 @@ pub const ANILIST_AUTH_URL: &str = "https://anilist.co/api/v2/oauth";
 /// AniList's own page that shows the token to copy (an app registered with this redirect URL
 /// logs in by pasting).
 pub const ANILIST_PIN_URI: &str = "https://anilist.co/api/v2/oauth/pin";
+pub const MANGADEX_API_URL: &str = "https://api.mangadex.org";
+pub const MANGADEX_AUTH_URL: &str =
+    "https://auth.mangadex.org/realms/mangadex/protocol/openid-connect";
 
 /// A problem with the configuration, phrased as what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,9 @@ pub struct Config {
     pub anilist: Option<AnilistConfig>,
     /// An `[anilist]` table is there, every key still commented out (as in the example).
     anilist_unset: bool,
+    pub mangadex: Option<MangadexConfig>,
+    /// The same for `[mangadex]`.
+    mangadex_unset: bool,
     pub keys: KeyMap,
     /// The `[theme]` as written; draw with [`Theme::effective`] to honour `NO_COLOR`.
     pub theme: Theme,
@@ -102,15 +108,51 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
+/// The `[mangadex]` table, validated: a personal API client of the account `username` (the
+/// password is asked for at login and never stored).
+#[derive(Clone)]
+pub struct MangadexConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub username: String,
+    pub api_url: Url,
+    /// The Keycloak realm's OpenID Connect base; the token endpoint is `{auth_url}/token`.
+    pub auth_url: Url,
+    /// Chapter languages, in order of preference (`["en"]`).
+    pub languages: Vec<String>,
+}
+
+impl std::fmt::Debug for MangadexConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MangadexConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("username", &self.username)
+            .field("api_url", &self.api_url.as_str())
+            .field("auth_url", &self.auth_url.as_str())
+            .field("languages", &self.languages)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMangadex {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    username: Option<String>,
+    api_url: Option<String>,
+    auth_url: Option<String>,
+    languages: Option<Vec<String>>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     images: Option<bool>,
     mal: Option<RawMal>,
     anilist: Option<RawMal>,
-    // The table of a service a later version serves; accepted so one file can hold them all.
-    #[allow(dead_code)]
-    mangadex: Option<toml::Table>,
+    mangadex: Option<RawMangadex>,
     keys: Option<toml::Table>,
     theme: Option<theme::RawTheme>,
 }
@@ -186,6 +228,19 @@ impl Config {
             .filter(|_| !anilist_unset)
             .map(|a| validate_anilist(a).map_err(value_error))
             .transpose()?;
+        let mangadex_unset = raw.mangadex.as_ref().is_some_and(|m| {
+            m.client_id.is_none()
+                && m.client_secret.is_none()
+                && m.username.is_none()
+                && m.api_url.is_none()
+                && m.auth_url.is_none()
+                && m.languages.is_none()
+        });
+        let mangadex = raw
+            .mangadex
+            .filter(|_| !mangadex_unset)
+            .map(|m| validate_mangadex(m).map_err(value_error))
+            .transpose()?;
         let keys = match raw.keys {
             Some(table) => KeyMap::from_table(&table).map_err(value_error)?,
             None => KeyMap::default(),
@@ -207,6 +262,8 @@ impl Config {
             mal,
             anilist,
             anilist_unset,
+            mangadex,
+            mangadex_unset,
             keys,
             theme,
             images: raw.images.unwrap_or(true),
@@ -223,16 +280,31 @@ impl Config {
         })
     }
 
-    /// Why no service can be used, when neither table is set up: what to add.
+    /// Why no service can be used, when no table is set up: what to add.
     pub fn no_service(&self) -> ConfigError {
         ConfigError::Value {
             path: self.path.clone(),
             message: if self.anilist_unset {
                 ANILIST_NO_CLIENT_ID.into()
+            } else if self.mangadex_unset {
+                MANGADEX_INCOMPLETE.into()
             } else {
-                "there is no [mal] or [anilist] table: add one with your client_id (see config.example.toml)".into()
+                "there is no [mal], [anilist] or [mangadex] table: add one with your API client (see config.example.toml)".into()
             },
         }
+    }
+
+    /// The `[mangadex]` table, or a sentence saying it must be added.
+    pub fn require_mangadex(&self) -> Result<&MangadexConfig, ConfigError> {
+        self.mangadex.as_ref().ok_or_else(|| ConfigError::Value {
+            path: self.path.clone(),
+            message: if self.mangadex_unset {
+                MANGADEX_INCOMPLETE.into()
+            } else {
+                "there is no [mangadex] table: add one with your personal API client (see config.example.toml)"
+                    .into()
+            },
+        })
     }
 
     /// The `[anilist]` table, or a sentence saying it must be added.
@@ -273,6 +345,58 @@ fn validate_mal(raw: RawMal) -> Result<MalConfig, String> {
         redirect_uri,
         api_url,
         auth_url,
+    })
+}
+
+const MANGADEX_INCOMPLETE: &str = "[mangadex] needs client_id, client_secret and username: create a personal API client at https://mangadex.org/settings (API Clients) and copy its id and secret here";
+
+fn validate_mangadex(raw: RawMangadex) -> Result<MangadexConfig, String> {
+    let text = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let (Some(client_id), Some(client_secret), Some(username)) = (
+        text(raw.client_id),
+        text(raw.client_secret),
+        text(raw.username),
+    ) else {
+        return Err(MANGADEX_INCOMPLETE.into());
+    };
+    let api_url = parse_url(
+        "mangadex",
+        "api_url",
+        raw.api_url.as_deref(),
+        MANGADEX_API_URL,
+    )?;
+    let auth_url = parse_url(
+        "mangadex",
+        "auth_url",
+        raw.auth_url.as_deref(),
+        MANGADEX_AUTH_URL,
+    )?;
+    let mut languages: Vec<String> = raw
+        .languages
+        .unwrap_or_else(|| vec!["en".into()])
+        .into_iter()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    languages.dedup();
+    if languages.is_empty() {
+        return Err("[mangadex] languages is empty: list at least one, like [\"en\"]".into());
+    }
+    if let Some(bad) = languages
+        .iter()
+        .find(|l| l.len() > 12 || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        return Err(format!(
+            "[mangadex] languages: {bad:?} is not a language code like \"en\" or \"pt-br\""
+        ));
+    }
+    Ok(MangadexConfig {
+        client_id,
+        client_secret,
+        username,
+        api_url,
+        auth_url,
+        languages,
     })
 }
 
@@ -414,6 +538,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("token"), "{msg}");
+    }
+
+    #[test]
+    fn mangadex_table_needs_the_client_and_username() {
+        let cfg = parse(
+            "[mangadex]\nclient_id = \"personal-client-1\"\nclient_secret = \"s3cret\"\nusername = \"reader\"\nlanguages = [\"en\", \"pt-br\"]\n",
+        )
+        .unwrap();
+        let md = cfg.mangadex.as_ref().unwrap();
+        assert_eq!(md.username, "reader");
+        assert_eq!(md.languages, vec!["en".to_string(), "pt-br".to_string()]);
+        assert_eq!(
+            md.auth_url.as_str(),
+            "https://auth.mangadex.org/realms/mangadex/protocol/openid-connect"
+        );
+        assert!(!format!("{md:?}").contains("s3cret"));
+        let msg = parse("[mangadex]\nclient_id = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("needs client_id, client_secret and username"),
+            "{msg}"
+        );
+        let msg = parse("[mangadex]\nclient_id = \"x\"\nclient_secret = \"y\"\nusername = \"z\"\nlanguages = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("languages is empty"), "{msg}");
+        let msg = parse("[mangadex]\nclient_id = \"x\"\nclient_secret = \"y\"\nusername = \"z\"\nlanguages = [\"e n\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("not a language code"), "{msg}");
+        let msg = parse("[mangadex]\npassword = \"no\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("password"), "{msg}");
+        // Every key commented out: not configured, and said so.
+        let cfg = parse("[mangadex]\n").unwrap();
+        assert!(cfg.mangadex.is_none());
+        assert!(
+            cfg.require_mangadex()
+                .unwrap_err()
+                .to_string()
+                .contains("needs client_id")
+        );
+        assert!(cfg.no_service().to_string().contains("needs client_id"));
     }
 
     #[test]
@@ -568,6 +737,9 @@ mod example {
             Theme::default(),
             "the commented theme must be the defaults"
         );
+        let mangadex = cfg.mangadex.clone().expect("the [mangadex] example parses");
+        assert_eq!(mangadex.languages, vec!["en".to_string()]);
+        assert_eq!(mangadex.api_url.as_str(), "https://api.mangadex.org/");
         let anilist = cfg.anilist.expect("the [anilist] example parses");
         assert_eq!(anilist.api_url.as_str(), "https://graphql.anilist.co/");
         assert_eq!(anilist.auth_url.as_str(), ANILIST_AUTH_URL);

@@ -9,6 +9,8 @@ pub enum Service {
     Mal,
     /// AniList (graphql.anilist.co).
     Anilist,
+    /// MangaDex (api.mangadex.org v5).
+    Mangadex,
     /// The built-in sample list of `malt --demo`.
     Demo,
 }
@@ -19,24 +21,31 @@ impl Service {
         match self {
             Service::Mal => "mal",
             Service::Anilist => "anilist",
+            Service::Mangadex => "mangadex",
             Service::Demo => "demo",
         }
     }
 
-    pub const ALL: [Service; 3] = [Service::Mal, Service::Anilist, Service::Demo];
+    pub const ALL: [Service; 4] = [
+        Service::Mal,
+        Service::Anilist,
+        Service::Mangadex,
+        Service::Demo,
+    ];
 
     pub fn from_key(key: &str) -> Option<Service> {
         Service::ALL.into_iter().find(|s| s.key() == key)
     }
 
     /// The services a user can log in to, in the order the app offers them.
-    pub const LOGGABLE: [Service; 2] = [Service::Mal, Service::Anilist];
+    pub const LOGGABLE: [Service; 3] = [Service::Mal, Service::Anilist, Service::Mangadex];
 
     /// The command that logs in to this service.
     pub fn login_command(self) -> &'static str {
         match self {
             Service::Mal => "malt --login",
             Service::Anilist => "malt --login anilist",
+            Service::Mangadex => "malt --login mangadex",
             Service::Demo => "malt --demo",
         }
     }
@@ -46,6 +55,7 @@ impl Service {
         match self {
             Service::Mal => "MyAnimeList",
             Service::Anilist => "AniList",
+            Service::Mangadex => "MangaDex",
             Service::Demo => "Demo",
         }
     }
@@ -55,6 +65,7 @@ impl Service {
         match self {
             Service::Mal => "MAL",
             Service::Anilist => "AniList",
+            Service::Mangadex => "MangaDex",
             Service::Demo => "Demo",
         }
     }

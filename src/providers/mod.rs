@@ -166,6 +166,16 @@ pub trait Provider: Send + Sync {
     /// the service's session never needs renewing.
     async fn keep_fresh(&self) -> Result<Option<Duration>, ProviderError>;
 
+    /// Whether the list keeps a score per entry (MangaDex's reading list does not).
+    fn keeps_scores(&self) -> bool {
+        true
+    }
+
+    /// Whether the list keeps the volumes read of a manga (MangaDex's reading list does not).
+    fn keeps_volumes(&self) -> bool {
+        true
+    }
+
     /// Something the user should know about the session while it still works ("the AniList
     /// login ends in 9 days"), checked after each [`Provider::keep_fresh`].
     fn session_warning(&self) -> Option<String> {

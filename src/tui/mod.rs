@@ -100,6 +100,8 @@ pub async fn load_service(
 ) -> Result<Loaded, crate::store::StoreError> {
     let service = provider.service();
     let kinds = provider.kinds().to_vec();
+    let scores = provider.keeps_scores();
+    let volumes = provider.keeps_volumes();
     db.call(move |s| {
         let (entries, pending, refused) = snapshot(s, service)?;
         Ok(Loaded {
@@ -114,6 +116,8 @@ pub async fn load_service(
                 .meta(service, "score_format")?
                 .and_then(|f| ScoreFormat::from_key(&f))
                 .unwrap_or_default(),
+            scores,
+            volumes,
         })
     })
     .await

@@ -237,6 +237,10 @@ pub struct Model {
     pub account: Option<String>,
     /// How the account scores (scores are shown and edited in it).
     pub score_format: ScoreFormat,
+    /// The service keeps scores (the score column and prompt are shown).
+    pub scores: bool,
+    /// The service keeps volumes read (the volumes column is shown).
+    pub volumes: bool,
     /// The session still works but needs attention soon (it ends in a few days).
     pub session_warning: Option<String>,
     /// The service being switched to, until its list has been read from the cache.
@@ -306,6 +310,8 @@ impl Model {
             services: vec![service],
             account,
             score_format: ScoreFormat::default(),
+            scores: true,
+            volumes: true,
             session_warning: None,
             switching: None,
             held_events: Vec::new(),

@@ -18,6 +18,10 @@ pub struct Loaded {
     pub refused: Vec<(Op, Held)>,
     pub last_sync: Option<jiff::Timestamp>,
     pub score_format: ScoreFormat,
+    /// The list keeps scores.
+    pub scores: bool,
+    /// The list keeps volumes read.
+    pub volumes: bool,
 }
 
 /// Everything that can change the model.

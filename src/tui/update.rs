@@ -190,6 +190,12 @@ fn act(model: &mut Model, action: Action) -> Vec<Effect> {
                 }));
             }
         }
+        Action::Score if !model.scores => {
+            model.notice = Some(format!(
+                "{} lists keep no scores",
+                model.service.display_name()
+            ));
+        }
         Action::Score => {
             if let Some(row) = model.selected_row() {
                 model.overlay = Some(Overlay::Prompt(Prompt::Score {
@@ -331,6 +337,8 @@ pub fn show_service(model: &mut Model, loaded: Loaded) {
     }
     model.kinds = loaded.kinds;
     model.score_format = loaded.score_format;
+    model.scores = loaded.scores;
+    model.volumes = loaded.volumes;
     model.last_sync = loaded.last_sync;
     model.fetching = None;
     model.link = Link::Unknown;
@@ -550,10 +558,10 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
                     model.notice = Some("type a number".into());
                     return keep(model, Prompt::Count { key: k, input });
                 };
-                // Volumes are counted for manga only.
+                // Volumes are counted for manga only, where the service keeps them.
                 let volumes = volumes
                     .and_then(Result::ok)
-                    .filter(|_| entry.kind == MediaKind::Manga);
+                    .filter(|_| entry.kind == MediaKind::Manga && model.volumes);
                 if let Some(total) = entry.total.filter(|t| count > *t) {
                     model.notice = Some(format!(
                         "{} has {total} {}",

@@ -2177,6 +2177,8 @@ fn loaded(service: Service, entries: Vec<ListEntry>) -> Box<Loaded> {
         refused: Vec::new(),
         last_sync: None,
         score_format: crate::domain::ScoreFormat::Point100,
+        scores: true,
+        volumes: true,
     })
 }
 
@@ -2290,4 +2292,26 @@ fn v_switches_between_logged_in_services() {
         Msg::ServiceLoaded(loaded(Service::Anilist, Vec::new())),
     );
     assert_eq!(m.service, Service::Mal);
+}
+
+#[test]
+fn a_list_without_scores_or_volumes_offers_neither() {
+    let mut m = model(vec![manga(9, "Berserk", 52, 0)]);
+    m.kind = MediaKind::Manga;
+    m.service = Service::Mangadex;
+    m.scores = false;
+    m.volumes = false;
+    crate::tui::list::refresh(&mut m);
+    assert!(update(&mut m, key('s')).is_empty());
+    assert!(m.overlay.is_none());
+    assert_eq!(m.notice.as_deref(), Some("MangaDex lists keep no scores"));
+    // "53 6": the volumes are not sent.
+    update(&mut m, key('e'));
+    type_in(&mut m, "53 6");
+    let effects = update(&mut m, code(KeyCode::Enter));
+    assert_eq!(
+        enqueued(&effects),
+        vec![(9, Change::progress(53), 52)],
+        "{effects:?}"
+    );
 }

@@ -246,11 +246,14 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
     // On a narrow screen the title comes first: the last column gives way.
     let extra_width = match (manga, area.width) {
         (_, w) if w < 60 => 0,
+        (true, _) if !model.volumes => 0,
         (true, _) => 9,
         (false, w) if w < 90 => 0,
         (false, _) => 30,
     };
-    let header = TableRow::new(["  Title", "Progress", "Score", extra]).style(model.theme.header);
+    let score_header = if model.scores { "Score" } else { "" };
+    let header =
+        TableRow::new(["  Title", "Progress", score_header, extra]).style(model.theme.header);
     let visible = usize::from(area.height.saturating_sub(1));
     let rows = model
         .visible
@@ -313,7 +316,7 @@ fn draw_list(model: &Model, frame: &mut Frame, area: Rect) {
         [
             Constraint::Fill(1),
             Constraint::Length(13),
-            Constraint::Length(5),
+            Constraint::Length(if model.scores { 5 } else { 0 }),
             Constraint::Length(extra_width),
         ],
     )
@@ -665,10 +668,10 @@ fn draw_prompt(model: &Model, prompt: &Prompt, frame: &mut Frame) {
     let entry = &row.entry;
     let (title, mut lines, hint): (&str, Vec<Line>, &str) = match prompt {
         Prompt::Count { input, .. } => {
-            let what = if entry.kind == MediaKind::Manga {
-                "Chapters read, then volumes read (e.g. 52 6)"
-            } else {
-                "Episodes watched"
+            let what = match entry.kind {
+                MediaKind::Manga if model.volumes => "Chapters read, then volumes read (e.g. 52 6)",
+                MediaKind::Manga => "Chapters read",
+                MediaKind::Anime => "Episodes watched",
             };
             let of = entry
                 .total

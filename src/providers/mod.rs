@@ -171,6 +171,12 @@ pub trait Provider: Send + Sync {
         true
     }
 
+    /// Whether a manga's total is the latest chapter out (MangaDex) rather than the length of a
+    /// finished work: then fewer read than the total means new chapters to read, marked `●`.
+    fn total_is_latest(&self) -> bool {
+        false
+    }
+
     /// Whether the list keeps the volumes read of a manga (MangaDex's reading list does not).
     fn keeps_volumes(&self) -> bool {
         true

@@ -102,6 +102,7 @@ pub async fn load_service(
     let kinds = provider.kinds().to_vec();
     let scores = provider.keeps_scores();
     let volumes = provider.keeps_volumes();
+    let latest_chapters = provider.total_is_latest();
     db.call(move |s| {
         let (entries, pending, refused) = snapshot(s, service)?;
         Ok(Loaded {
@@ -118,6 +119,7 @@ pub async fn load_service(
                 .unwrap_or_default(),
             scores,
             volumes,
+            latest_chapters,
         })
     })
     .await

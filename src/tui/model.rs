@@ -241,6 +241,8 @@ pub struct Model {
     pub scores: bool,
     /// The service keeps volumes read (the volumes column is shown).
     pub volumes: bool,
+    /// A manga's total is its latest chapter: fewer read means new chapters (`●`).
+    pub latest_chapters: bool,
     /// The session still works but needs attention soon (it ends in a few days).
     pub session_warning: Option<String>,
     /// The service being switched to, until its list has been read from the cache.
@@ -312,6 +314,7 @@ impl Model {
             score_format: ScoreFormat::default(),
             scores: true,
             volumes: true,
+            latest_chapters: false,
             session_warning: None,
             switching: None,
             held_events: Vec::new(),

@@ -22,6 +22,8 @@ pub struct Loaded {
     pub scores: bool,
     /// The list keeps volumes read.
     pub volumes: bool,
+    /// A manga's total is its latest chapter (see `Provider::total_is_latest`).
+    pub latest_chapters: bool,
 }
 
 /// Everything that can change the model.

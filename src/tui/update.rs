@@ -339,6 +339,7 @@ pub fn show_service(model: &mut Model, loaded: Loaded) {
     model.score_format = loaded.score_format;
     model.scores = loaded.scores;
     model.volumes = loaded.volumes;
+    model.latest_chapters = loaded.latest_chapters;
     model.last_sync = loaded.last_sync;
     model.fetching = None;
     model.link = Link::Unknown;

@@ -2179,6 +2179,7 @@ fn loaded(service: Service, entries: Vec<ListEntry>) -> Box<Loaded> {
         score_format: crate::domain::ScoreFormat::Point100,
         scores: true,
         volumes: true,
+        latest_chapters: false,
     })
 }
 
@@ -2313,5 +2314,41 @@ fn a_list_without_scores_or_volumes_offers_neither() {
         enqueued(&effects),
         vec![(9, Change::progress(53), 52)],
         "{effects:?}"
+    );
+}
+
+#[test]
+fn a_snapshot_of_mangadex_columns_and_new_chapter_marker() {
+    use ratatui::{Terminal, backend::TestBackend};
+    let mut m = model(vec![
+        manga(9, "Berserk", 52, 0),
+        manga(10, "Dungeon Meshi", 97, 0),
+    ]);
+    for row in &mut m.rows {
+        row.entry.total = Some(if row.entry.id == 9 { 60 } else { 97 });
+    }
+    m.kind = MediaKind::Manga;
+    m.service = Service::Mangadex;
+    m.scores = false;
+    m.volumes = false;
+    m.latest_chapters = true;
+    crate::tui::list::refresh(&mut m);
+    update(&mut m, Msg::Resize(80, 8));
+    let mut terminal = Terminal::new(TestBackend::new(80, 8)).unwrap();
+    terminal.draw(|f| crate::tui::view(&m, f)).unwrap();
+    let screen = terminal.backend().to_string();
+    let berserk = screen.lines().find(|l| l.contains("Berserk")).unwrap();
+    assert!(
+        berserk.contains("Berserk ●") && berserk.contains("52 / 60"),
+        "{screen}"
+    );
+    let meshi = screen
+        .lines()
+        .find(|l| l.contains("Dungeon Meshi"))
+        .unwrap();
+    assert!(!meshi.contains('●'), "all read: {screen}");
+    assert!(
+        !screen.contains("Score") && !screen.contains("Volumes"),
+        "{screen}"
     );
 }

@@ -140,6 +140,14 @@ fn volumes_text(row: &Row) -> String {
 /// Whether an episode of a show still airing has aired that the user has not watched (shown as a
 /// marker; a finished show the user is behind on is not news).
 fn new_episode(model: &Model, row: &Row) -> bool {
+    if model.latest_chapters && row.entry.kind == MediaKind::Manga {
+        // Chapters out that were not read yet.
+        return row.entry.status == Status::Current
+            && row
+                .entry
+                .total
+                .is_some_and(|latest| latest > row.entry.progress);
+    }
     row.entry.status == Status::Current
         && row
             .entry
@@ -534,7 +542,7 @@ fn draw_help(model: &Model, frame: &mut Frame) {
         })
         .collect();
     let footer = [
-        " ↑ not confirmed  ! refused  ● new episode  ↻ re-watching",
+        " ↑ not confirmed  ! refused  ● new episode/chapter  ↻ re-watching",
         " Mouse: click selects, the wheel scrolls. Any key closes this help.",
     ];
     let area = frame.area();

@@ -1604,7 +1604,7 @@ const HELP: [&str; 26] = [
     "next status tab",
     "previous status tab",
     "anime list / manga list",
-    "MAL list / AniList list",
+    "next service's list",
     "one more episode/chapter",
     "one less episode/chapter",
     "type the count",

@@ -106,7 +106,7 @@ impl Action {
             Action::NextTab => "next status tab",
             Action::PrevTab => "previous status tab",
             Action::SwitchKind => "anime list / manga list",
-            Action::SwitchService => "MAL list / AniList list",
+            Action::SwitchService => "next service's list",
             Action::Increment => "one more episode/chapter",
             Action::Decrement => "one less episode/chapter",
             Action::SetCount => "type the count",

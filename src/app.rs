@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::cli::{Cli, LoginService};
 use crate::config::{self, Config, KeyMap};
 use crate::domain::{MediaKind, Service};
-use crate::providers::{self, Provider, anilist::Anilist, demo::Demo, mal::Mal};
+use crate::providers::{
+    self, Provider, anilist::Anilist, demo::Demo, mal::Mal, mangadex::Mangadex,
+};
 use crate::store::{Db, Store};
 use crate::tui;
 
@@ -59,6 +61,12 @@ pub fn run(cli: Cli) -> Result<(), String> {
             println!("Logged in to AniList as {name}");
             Ok(())
         }
+        Some(LoginService::Mangadex) => {
+            let mangadex = config.require_mangadex().map_err(|e| e.to_string())?;
+            let name = runtime.block_on(crate::login::login_mangadex(mangadex, &files))?;
+            println!("Logged in to MangaDex as {name}");
+            Ok(())
+        }
         None => runtime.block_on(run_list(config, files)),
     }
 }
@@ -72,7 +80,7 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 }
 
 async fn run_list(config: Config, files: Files) -> Result<(), String> {
-    if config.mal.is_none() && config.anilist.is_none() {
+    if config.mal.is_none() && config.anilist.is_none() && config.mangadex.is_none() {
         return Err(config.no_service().to_string());
     }
     let http = providers::Http::default();
@@ -92,10 +100,19 @@ async fn run_list(config: Config, files: Files) -> Result<(), String> {
             logged_in.push(Arc::new(Anilist::new(anilist, http.clone(), file)));
         }
     }
+    if let Some(mangadex) = &config.mangadex {
+        let tokens = files.tokens(Service::Mangadex);
+        if tokens.exists() {
+            let file = crate::auth::TokenFile::new(tokens);
+            let ids = files.data.join("mangadex-ids.json");
+            logged_in.push(Arc::new(Mangadex::new(mangadex, http.clone(), file, ids)));
+        }
+    }
     if logged_in.is_empty() {
         let commands: Vec<String> = [
             (config.mal.is_some(), Service::Mal),
             (config.anilist.is_some(), Service::Anilist),
+            (config.mangadex.is_some(), Service::Mangadex),
         ]
         .into_iter()
         .filter(|(configured, _)| *configured)

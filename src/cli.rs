@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-/// A terminal tracker for your MyAnimeList and AniList lists: press + after an episode, and it is counted.
+/// A terminal tracker for your MyAnimeList, AniList and MangaDex lists: press + after an episode or chapter, and it is counted.
 #[derive(Debug, Parser)]
 #[command(name = "malt", version, about)]
 pub struct Cli {
@@ -33,6 +33,8 @@ pub enum LoginService {
     Mal,
     /// AniList
     Anilist,
+    /// MangaDex (asks for the password; no browser)
+    Mangadex,
 }
 
 #[cfg(test)]
@@ -47,6 +49,8 @@ mod tests {
         assert!(cli.no_browser);
         let cli = Cli::try_parse_from(["malt", "--login", "anilist"]).unwrap();
         assert_eq!(cli.login, Some(LoginService::Anilist));
+        let cli = Cli::try_parse_from(["malt", "--login", "mangadex"]).unwrap();
+        assert_eq!(cli.login, Some(LoginService::Mangadex));
         assert!(Cli::try_parse_from(["malt", "--no-browser"]).is_err());
         assert!(Cli::try_parse_from(["malt", "--demo", "--login"]).is_err());
     }

@@ -1,4 +1,5 @@
-//! `malt --login [mal|anilist]`: the browser (or paste) login, from the terminal's side.
+//! `malt --login [mal|anilist|mangadex]`: the browser, paste or password login, from the
+//! terminal's side.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -7,9 +8,9 @@ use reqwest::Url;
 
 use crate::auth::redirect::{self, Bare, Redirect, StateCheck};
 use crate::auth::{TokenFile, pkce};
-use crate::config::{AnilistConfig, MalConfig};
+use crate::config::{AnilistConfig, MalConfig, MangadexConfig};
 use crate::domain::Service;
-use crate::providers::{self, anilist, mal};
+use crate::providers::{self, anilist, mal, mangadex};
 
 /// How the login comes back to malt.
 enum Catch<'a> {
@@ -113,6 +114,45 @@ pub async fn login_anilist(
     )
     .await?;
     logged_in(files, Service::Anilist, &name);
+    Ok(name)
+}
+
+/// Logs in to MangaDex with the personal API client and the account's password, asked for here
+/// (hidden in a terminal, one line from stdin otherwise) and never stored. Returns the username.
+pub async fn login_mangadex(
+    cfg: &MangadexConfig,
+    files: &crate::app::Files,
+) -> Result<String, String> {
+    let http = providers::http_client()?;
+    let hidden = std::io::stdin().is_terminal();
+    if hidden {
+        print!("MangaDex password for {} (it is not shown): ", cfg.username);
+        let _ = std::io::stdout().flush();
+    }
+    let password = tokio::task::spawn_blocking(move || {
+        if hidden {
+            read_hidden_line()
+        } else {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot read the password: {e}"))?;
+    // Only the line end goes: a password may begin or end with spaces.
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err("no password was given; run `malt --login mangadex` again".into());
+    }
+    let name = mangadex::finish_login(
+        cfg,
+        http,
+        TokenFile::new(files.tokens(Service::Mangadex)),
+        password,
+    )
+    .await?;
+    logged_in(files, Service::Mangadex, &name);
     Ok(name)
 }
 

@@ -4,6 +4,7 @@
 pub mod anilist;
 pub mod demo;
 pub mod mal;
+pub mod mangadex;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -951,6 +951,7 @@ impl GenWork {
             media_type: get(&self.media_type),
             picture: self.picture(),
             schedule: self.schedule().map(Box::new),
+            ongoing: false,
         }
     }
 }

@@ -766,11 +766,11 @@ fn with_mal_and_mangadex_logged_in_v_switches_and_each_plus_reaches_only_its_ser
     let screen = tmux.wait_for("MAL again", TIMEOUT, |s| {
         shows_service(s, "MAL") && tab_bar(s).contains("Plan to")
     });
-    // MangaDex keeps manga only, so the list shown was manga; MAL comes back on its manga list
-    // (see the report): `m` for the anime.
-    if tab_bar(&screen).contains("Reading") {
-        tmux.type_text("m");
-    }
+    // MangaDex keeps manga only; MAL comes back on the anime list it was left on.
+    assert!(
+        tab_bar(&screen).contains("Watching"),
+        "MAL's anime list again: {screen}"
+    );
     tmux.wait_for("the MAL anime list again", TIMEOUT, |s| {
         shows_service(s, "MAL") && row_has(s, "Bocchi the Rock!", "5 / 12")
     });

@@ -190,6 +190,10 @@ pub struct Media {
     /// Airing facts, for anime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Box<Schedule>>,
+    /// Still coming out, where the total is only the latest chapter so far (MangaDex): reading
+    /// the last chapter out does not finish it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ongoing: bool,
 }
 
 /// What the user's list holds for one work: the part a change can touch.

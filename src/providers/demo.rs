@@ -424,6 +424,7 @@ fn entry_of(work: &Work, now: jiff::Timestamp) -> ListEntry {
             media_type: Some(work.media_type.into()),
             picture: None,
             schedule: schedule_of(work, now).map(Box::new),
+            ongoing: false,
         },
         ..ListEntry::new(work.id, work.kind, work.title, Status::Planning)
     }

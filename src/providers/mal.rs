@@ -404,6 +404,7 @@ impl Node {
                 .as_ref()
                 .and_then(|p| p.large.clone().or_else(|| p.medium.clone())),
             schedule: schedule.map(Box::new),
+            ongoing: false,
         }
     }
 

@@ -225,6 +225,8 @@ pub enum Overlay {
 pub struct Aside {
     pub login_needed: Option<String>,
     pub session_warning: Option<String>,
+    /// The list (anime or manga) shown when the service was left, shown again on return.
+    pub kind: Option<MediaKind>,
 }
 
 /// Everything the screen shows. Changed only by `update`.

@@ -304,12 +304,16 @@ fn switched(model: &mut Model, loaded: Loaded) -> Vec<Effect> {
     let left = Aside {
         login_needed: latest.login_needed.or(model.login_needed.take()),
         session_warning: latest.session_warning.or(model.session_warning.take()),
+        kind: Some(model.kind),
     };
     model.asides.push((model.service, left));
     let name = loaded.service.display_name();
     let stale = loaded
         .last_sync
         .is_none_or(|at| model.now.duration_since(at) > STALE_AFTER);
+    if let Some(kind) = arriving.kind.filter(|k| loaded.kinds.contains(k)) {
+        model.kind = kind;
+    }
     show_service(model, loaded);
     model.switching = None;
     model.login_needed = arriving.login_needed;
@@ -515,8 +519,10 @@ fn ask_completion(model: &mut Model, key: Key) {
         return;
     };
     let e = &row.entry;
-    // A completed show being re-watched is asked too: completing ends the re-watch.
+    // A completed show being re-watched is asked too: completing ends the re-watch. A title still
+    // coming out is not finished by its latest chapter.
     if e.total == Some(e.progress)
+        && !e.media.ongoing
         && (e.status != Status::Completed || e.repeating)
         && !model.declined.contains(&key)
     {

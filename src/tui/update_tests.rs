@@ -2352,3 +2352,49 @@ fn a_snapshot_of_mangadex_columns_and_new_chapter_marker() {
         "{screen}"
     );
 }
+
+#[test]
+fn each_service_comes_back_on_the_list_it_was_left_on() {
+    let mut m = model(vec![entry(1, "MAL show", 5, Some(12))]);
+    m.services = vec![Service::Mal, Service::Mangadex];
+    // MAL shows anime; MangaDex keeps manga only.
+    update(&mut m, key('v'));
+    let mut md = loaded(Service::Mangadex, vec![manga(9, "Berserk", 52, 0)]);
+    md.kinds = vec![MediaKind::Manga];
+    update(&mut m, Msg::ServiceLoaded(md));
+    assert_eq!(m.kind, MediaKind::Manga);
+    assert_eq!(shown(&m), vec!["Berserk"]);
+    update(&mut m, key('v'));
+    update(
+        &mut m,
+        Msg::ServiceLoaded(loaded(
+            Service::Mal,
+            vec![entry(1, "MAL show", 5, Some(12))],
+        )),
+    );
+    assert_eq!(m.kind, MediaKind::Anime, "back on MAL's anime list");
+    assert_eq!(shown(&m), vec!["MAL show"]);
+}
+
+#[test]
+fn the_latest_chapter_of_a_title_still_coming_out_does_not_ask_to_complete() {
+    let mut ongoing = manga(9, "Frieren", 5, 0);
+    ongoing.total = Some(6);
+    ongoing.media.ongoing = true;
+    let mut m = model(vec![ongoing]);
+    m.kind = MediaKind::Manga;
+    crate::tui::list::refresh(&mut m);
+    update(&mut m, key('+'));
+    assert!(m.overlay.is_none(), "{:?}", m.overlay);
+    // Finished: asked.
+    let mut done = manga(9, "Frieren", 5, 0);
+    done.total = Some(6);
+    let mut m = model(vec![done]);
+    m.kind = MediaKind::Manga;
+    crate::tui::list::refresh(&mut m);
+    update(&mut m, key('+'));
+    assert!(matches!(
+        m.overlay,
+        Some(Overlay::Prompt(Prompt::Complete { .. }))
+    ));
+}

@@ -799,7 +799,7 @@ fn draw_details(model: &Model, pane: &DetailsPane, frame: &mut Frame) {
         if e.score > 0 {
             mine.push_str(&format!(" · score {}", model.score_format.show(e.score)));
         }
-        if e.kind == MediaKind::Manga {
+        if e.kind == MediaKind::Manga && model.volumes {
             mine.push_str(&format!(" · volumes {}", volumes_text(row)));
         }
         if e.repeating {
@@ -1425,6 +1425,7 @@ mod tests {
             crate::tui::model::Aside {
                 login_needed: Some("session expired".into()),
                 session_warning: None,
+                kind: None,
             },
         )];
         insta::assert_snapshot!("anilist_list", draw(&m, 130, 10));

@@ -684,6 +684,7 @@ impl RawMedia {
                 .and_then(|c| non_empty(&c.large))
                 .map(str::to_string),
             schedule: self.schedule(kind).map(Box::new),
+            ongoing: false,
         }
     }
 

@@ -1126,6 +1126,8 @@ fn media(manga: &Manga, api: &Url) -> Media {
             .as_deref()
             .map(|f| cover_url(api, &manga.id, f, 256)),
         schedule: None,
+        // Only a completed or cancelled title can be finished by reading its last chapter.
+        ongoing: !matches!(manga.status.as_deref(), Some("completed" | "cancelled")),
     }
 }
 

@@ -125,7 +125,12 @@ pub fn pause_from(status: u16, headers: &HeaderMap, now_unix: i64) -> Option<Dur
     let pause = if status == 429 {
         until.unwrap_or(DEFAULT_PAUSE)
     } else if header_number(headers, "x-ratelimit-remaining") == Some(0) {
-        until.unwrap_or(EMPTY_PAUSE)
+        // The header's time is in whole seconds: a reset a second or two away is the per-second
+        // budget refilling (waiting for the rounded time would cost up to a second per burst).
+        match until {
+            Some(wait) if wait > Duration::from_secs(2) => wait,
+            _ => EMPTY_PAUSE,
+        }
     } else {
         return None;
     };

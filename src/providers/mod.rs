@@ -5,6 +5,7 @@ pub mod anilist;
 pub mod demo;
 pub mod mal;
 pub mod mangadex;
+pub mod pace;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -14,12 +14,13 @@
 //!   request blocks nobody.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::Quota;
+
+pub use crate::providers::pace::MAX_PAUSE;
+use crate::providers::pace::{Pacer, header_number};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use tokio::time::Instant;
 
 /// Requests a minute after the burst (with the burst: at most 30 in any minute, AniList's
 /// degraded limit).
@@ -28,14 +29,9 @@ pub const PER_MINUTE: u32 = 20;
 pub const BURST: u32 = 10;
 /// How long to wait when AniList asks to slow down without saying for how long.
 pub const DEFAULT_PAUSE: Duration = Duration::from_secs(60);
-/// The longest pause a header can impose (a broken header must not stop malt for hours).
-pub const MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
 
-/// The pacing shared by every request of one AniList account.
-pub struct Pace {
-    limiter: DefaultDirectRateLimiter,
-    paused_until: Mutex<Option<Instant>>,
-}
+/// The pacing shared by every request of one AniList account (see [`Pacer`]).
+pub struct Pace(Pacer);
 
 impl Default for Pace {
     fn default() -> Self {
@@ -43,68 +39,28 @@ impl Default for Pace {
     }
 }
 
+impl std::ops::Deref for Pace {
+    type Target = Pacer;
+    fn deref(&self) -> &Pacer {
+        &self.0
+    }
+}
+
 impl Pace {
     pub fn new() -> Pace {
         let per_minute = NonZeroU32::new(PER_MINUTE).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN);
-        Pace {
-            limiter: RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst)),
-            paused_until: Mutex::new(None),
-        }
-    }
-
-    /// Waits until a request may be sent: past any pause, then a place in the limiter.
-    pub async fn wait(&self) {
-        loop {
-            self.wait_out_pause().await;
-            self.limiter.until_ready().await;
-            // A pause may have been set while this request queued for the limiter.
-            if self.paused().is_none() {
-                return;
-            }
-        }
-    }
-
-    async fn wait_out_pause(&self) {
-        while let Some(until) = self.paused() {
-            tokio::time::sleep_until(until).await;
-        }
-    }
-
-    /// When requests may go again, if they are paused now.
-    pub fn paused(&self) -> Option<Instant> {
-        let guard = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        guard.filter(|until| *until > Instant::now())
-    }
-
-    /// Holds every request for `wait` from now (a longer pause already set is kept).
-    pub fn pause_for(&self, wait: Duration) {
-        let until = Instant::now() + wait.min(MAX_PAUSE);
-        let mut guard = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none_or(|held| held < until) {
-            *guard = Some(until);
-        }
+        Pace(Pacer::new(
+            "AniList",
+            Quota::per_minute(per_minute).allow_burst(burst),
+        ))
     }
 
     /// Reads an answer's rate-limit headers, pausing later requests when they say so. Returns
-    /// the pause (for a 429, how long AniList asked to wait).
+    /// the pause.
     pub fn observe(&self, status: u16, headers: &HeaderMap, now_unix: i64) -> Option<Duration> {
-        let pause = pause_from(status, headers, now_unix)?;
-        tracing::info!(
-            status,
-            seconds = pause.as_secs(),
-            "AniList rate limit reached; pausing requests"
-        );
-        self.pause_for(pause);
-        Some(pause)
+        self.0.hold(status, pause_from(status, headers, now_unix))
     }
-}
-
-fn header_number(headers: &HeaderMap, name: &str) -> Option<i64> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
 }
 
 /// How long to hold requests after an answer with this status and these headers (pure):
@@ -134,6 +90,7 @@ pub fn pause_from(status: u16, headers: &HeaderMap, now_unix: i64) -> Option<Dur
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
     use reqwest::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

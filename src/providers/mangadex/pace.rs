@@ -12,12 +12,13 @@
 //!   only held to read or move it, never while waiting.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::Quota;
+
+pub use crate::providers::pace::MAX_PAUSE;
+use crate::providers::pace::{Pacer, header_number};
 use reqwest::header::HeaderMap;
-use tokio::time::Instant;
 
 /// Requests a second (MangaDex's global limit).
 pub const PER_SECOND: u32 = 5;
@@ -27,17 +28,12 @@ pub const BURST: u32 = 5;
 pub const DEFAULT_PAUSE: Duration = Duration::from_secs(10);
 /// How long to wait when the remaining count reaches 0 and the reset time is not given.
 pub const EMPTY_PAUSE: Duration = Duration::from_secs(1);
-/// The longest pause a header can impose (a broken header must not stop malt for hours).
-pub const MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
 /// Values of `X-RateLimit-Retry-After` below this are taken as seconds to wait, not a time (a
 /// proxy or an older server may send a delay).
 const EPOCH_FLOOR: i64 = 100_000_000;
 
-/// The pacing shared by every request of one MangaDex account.
-pub struct Pace {
-    limiter: DefaultDirectRateLimiter,
-    paused_until: Mutex<Option<Instant>>,
-}
+/// The pacing shared by every request of one MangaDex account (see [`Pacer`]).
+pub struct Pace(Pacer);
 
 impl Default for Pace {
     fn default() -> Self {
@@ -45,64 +41,28 @@ impl Default for Pace {
     }
 }
 
+impl std::ops::Deref for Pace {
+    type Target = Pacer;
+    fn deref(&self) -> &Pacer {
+        &self.0
+    }
+}
+
 impl Pace {
     pub fn new() -> Pace {
         let per_second = NonZeroU32::new(PER_SECOND).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN);
-        Pace {
-            limiter: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
-            paused_until: Mutex::new(None),
-        }
-    }
-
-    /// Waits until a request may be sent: past any pause, then a place in the limiter.
-    pub async fn wait(&self) {
-        loop {
-            while let Some(until) = self.paused() {
-                tokio::time::sleep_until(until).await;
-            }
-            self.limiter.until_ready().await;
-            // A pause may have been set while this request queued for the limiter.
-            if self.paused().is_none() {
-                return;
-            }
-        }
-    }
-
-    /// When requests may go again, if they are paused now.
-    pub fn paused(&self) -> Option<Instant> {
-        let guard = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        guard.filter(|until| *until > Instant::now())
-    }
-
-    /// Holds every request for `wait` from now (a longer pause already set is kept).
-    pub fn pause_for(&self, wait: Duration) {
-        let until = Instant::now() + wait.min(MAX_PAUSE);
-        let mut guard = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none_or(|held| held < until) {
-            *guard = Some(until);
-        }
+        Pace(Pacer::new(
+            "MangaDex",
+            Quota::per_second(per_second).allow_burst(burst),
+        ))
     }
 
     /// Reads an answer's rate-limit headers, pausing later requests when they say so. Returns
     /// the pause.
     pub fn observe(&self, status: u16, headers: &HeaderMap, now_unix: i64) -> Option<Duration> {
-        let pause = pause_from(status, headers, now_unix)?;
-        tracing::info!(
-            status,
-            seconds = pause.as_secs(),
-            "MangaDex rate limit reached; pausing requests"
-        );
-        self.pause_for(pause);
-        Some(pause)
+        self.0.hold(status, pause_from(status, headers, now_unix))
     }
-}
-
-fn header_number(headers: &HeaderMap, name: &str) -> Option<i64> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
 }
 
 /// How long until `X-RateLimit-Retry-After` (a Unix time; a small number is read as seconds),
@@ -140,6 +100,7 @@ pub fn pause_from(status: u16, headers: &HeaderMap, now_unix: i64) -> Option<Dur
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
     use reqwest::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -100,8 +100,8 @@ pub fn pause_from(status: u16, headers: &HeaderMap, now_unix: i64) -> Option<Dur
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::time::Instant;
     use reqwest::header::HeaderValue;
+    use tokio::time::Instant;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -883,7 +883,7 @@ pub struct FakeMal {
     net: Arc<Net>,
     shutdown: Option<oneshot::Sender<()>>,
     /// Only for `start_background`: stops the private runtime, then joined.
-    background: Option<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>,
+    background: Option<super::net::Background>,
 }
 
 #[derive(Clone)]
@@ -947,29 +947,8 @@ impl FakeMal {
     /// Serves from a thread of its own with a private runtime, for sync
     /// `#[test]`s. Keeps serving until dropped.
     pub fn start_background() -> FakeMal {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("fake-mal".to_string())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("FakeMal: runtime");
-                let (stop_tx, stop_rx) = oneshot::channel::<()>();
-                let fake = rt.block_on(FakeMal::start());
-                if tx.send((fake, stop_tx)).is_err() {
-                    return;
-                }
-                rt.block_on(async {
-                    let _ = stop_rx.await;
-                });
-                // Dropping the runtime cancels every connection task at once.
-                drop(rt);
-            })
-            .expect("FakeMal: spawn thread");
-        let (mut fake, stop_tx) = rx.recv().expect("FakeMal: background start failed");
-        fake.background = Some((stop_tx, thread));
+        let (mut fake, background) = super::net::in_background("fake-mal", FakeMal::start);
+        fake.background = Some(background);
         fake
     }
 

@@ -2278,7 +2278,7 @@ pub struct FakeMangadex {
     net: Arc<Net>,
     shutdown: Option<oneshot::Sender<()>>,
     /// Only for `start_background`: stops the private runtime, then joined.
-    background: Option<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>,
+    background: Option<super::net::Background>,
 }
 
 impl FakeMangadex {
@@ -2328,28 +2328,9 @@ impl FakeMangadex {
     /// Serves from a thread of its own with a private runtime, for sync
     /// `#[test]`s. Keeps serving until dropped.
     pub fn start_background() -> FakeMangadex {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("fake-mangadex".to_string())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("FakeMangadex: runtime");
-                let (stop_tx, stop_rx) = oneshot::channel::<()>();
-                let fake = rt.block_on(FakeMangadex::start());
-                if tx.send((fake, stop_tx)).is_err() {
-                    return;
-                }
-                rt.block_on(async {
-                    let _ = stop_rx.await;
-                });
-                drop(rt);
-            })
-            .expect("FakeMangadex: spawn thread");
-        let (mut fake, stop_tx) = rx.recv().expect("FakeMangadex: background start failed");
-        fake.background = Some((stop_tx, thread));
+        let (mut fake, background) =
+            super::net::in_background("fake-mangadex", FakeMangadex::start);
+        fake.background = Some(background);
         fake
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -164,4 +165,43 @@ impl AsyncWrite for FakeIo {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
+}
+
+/// How a fake serving from a thread of its own is stopped: the sender ends its runtime, then
+/// the thread is joined.
+pub type Background = (oneshot::Sender<()>, std::thread::JoinHandle<()>);
+
+/// Starts a fake with `start` on a thread of its own with a private runtime (for sync
+/// `#[test]`s); it serves until the returned [`Background`] is used to stop it.
+pub fn in_background<T, Fut>(name: &str, start: fn() -> Fut) -> (T, Background)
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread_name = name.to_string();
+    let thread = std::thread::Builder::new()
+        .name(thread_name.clone())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("{thread_name}: runtime: {e}"));
+            let (stop_tx, stop_rx) = oneshot::channel::<()>();
+            let fake = rt.block_on(start());
+            if tx.send((fake, stop_tx)).is_err() {
+                return;
+            }
+            rt.block_on(async {
+                let _ = stop_rx.await;
+            });
+            // Dropping the runtime cancels every connection task at once.
+            drop(rt);
+        })
+        .unwrap_or_else(|e| panic!("{name}: spawn thread: {e}"));
+    let (fake, stop_tx) = rx
+        .recv()
+        .unwrap_or_else(|_| panic!("{name}: background start failed"));
+    (fake, (stop_tx, thread))
 }

@@ -262,6 +262,16 @@ impl Op {
     }
 }
 
+/// Why a change is held back from sending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub reason: String,
+    /// The change conflicts with an edit made elsewhere (rather than being refused).
+    pub conflict: bool,
+    /// In a conflict, what the service holds (`None`: the entry is no longer on the list).
+    pub theirs: Option<u32>,
+}
+
 /// What the service answered to a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {

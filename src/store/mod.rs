@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-pub use outbox::{Held, NewOp, Retry};
+pub use crate::domain::Held;
+pub use outbox::{NewOp, Retry};
 
 /// A database problem, said plainly.
 #[derive(Debug, thiserror::Error)]

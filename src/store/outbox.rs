@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError};
-use crate::domain::{Ack, Change, ListEntry, ListState, MediaKind, Op, Patch, Service};
+use crate::domain::{Ack, Change, Held, ListEntry, ListState, MediaKind, Op, Patch, Service};
 
 /// A change to write to the outbox.
 pub struct NewOp {
@@ -21,16 +21,6 @@ pub struct NewOp {
     pub entry: Option<ListEntry>,
     /// See [`Op::base_state`].
     pub base_state: Option<ListState>,
-}
-
-/// Why a change is held back from sending.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Held {
-    pub reason: String,
-    /// The change conflicts with an edit made elsewhere (rather than being refused).
-    pub conflict: bool,
-    /// In a conflict, what the service holds (`None`: the entry is no longer on the list).
-    pub theirs: Option<u32>,
 }
 
 /// When to try an op again, and why it failed.

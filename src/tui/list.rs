@@ -1,10 +1,8 @@
 //! Which rows the list shows, in which order: the status tab, the title filter (fuzzy, with
 //! nucleo-matcher) and the sort. Pure functions of the model.
 
-use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
-use nucleo_matcher::{Config, Matcher, Utf32Str};
-
 use super::model::{Key, Model, Row, Sort};
+use crate::domain::query::TitleQuery;
 
 /// Recomputes the lines shown, keeping the selected entry selected when it is still shown.
 pub fn refresh(model: &mut Model) {
@@ -38,23 +36,16 @@ pub fn scroll_into_view(model: &mut Model) {
     model.offset = model.offset.min(max_offset);
 }
 
-fn pattern(query: &str) -> Option<Pattern> {
-    let query = query.trim();
-    (!query.is_empty()).then(|| Pattern::parse(query, CaseMatching::Ignore, Normalization::Smart))
-}
-
 fn visible(model: &Model) -> Vec<usize> {
     let in_tab = |r: &Row| r.entry.kind == model.kind && r.entry.status == model.tab && !r.removing;
-    if let Some(pattern) = pattern(&model.filter.query) {
-        let mut matcher = Matcher::new(Config::DEFAULT);
-        let mut buf = Vec::new();
+    if let Some(mut query) = TitleQuery::new(&model.filter.query) {
         let mut scored: Vec<(u32, usize)> = model
             .rows
             .iter()
             .enumerate()
             .filter(|(_, r)| in_tab(r))
             .filter_map(|(i, r)| {
-                let score = pattern.score(Utf32Str::new(&r.entry.title, &mut buf), &mut matcher)?;
+                let score = query.score(&r.entry.title)?;
                 Some((score, i))
             })
             .collect();
@@ -121,21 +112,7 @@ fn updated_key(s: &str) -> i64 {
 
 /// Positions (in characters) of `title` that the filter matched, for highlighting.
 pub fn matched_chars(query: &str, title: &str) -> Vec<usize> {
-    let Some(pattern) = pattern(query) else {
-        return Vec::new();
-    };
-    let mut matcher = Matcher::new(Config::DEFAULT);
-    let mut buf = Vec::new();
-    let mut indices = Vec::new();
-    if pattern
-        .indices(Utf32Str::new(title, &mut buf), &mut matcher, &mut indices)
-        .is_none()
-    {
-        return Vec::new();
-    }
-    indices.sort_unstable();
-    indices.dedup();
-    indices.into_iter().map(|i| i as usize).collect()
+    TitleQuery::new(query).map_or_else(Vec::new, |mut q| q.matched_chars(title))
 }
 
 #[cfg(test)]

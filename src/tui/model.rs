@@ -2,68 +2,9 @@ use std::collections::HashSet;
 
 use crate::config::{KeyMap, Theme};
 use crate::covers::Cover;
-use crate::domain::{ListEntry, ListState, MediaKind, Op, ScoreFormat, Service, Status};
+pub use crate::domain::{Key, Refusal, Row};
+use crate::domain::{Held, ListEntry, MediaKind, Op, ScoreFormat, Service, Status};
 use crate::providers::{Details, Found};
-use crate::store::Held;
-
-/// An entry is known by its kind and the service's id (anime and manga ids overlap).
-pub type Key = (MediaKind, u64);
-
-/// One line of the list: the entry as shown, and what the service has confirmed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Row {
-    /// The entry as the user sees it (with their latest changes).
-    pub entry: ListEntry,
-    /// What the service last confirmed; `None` while an added entry is not confirmed yet.
-    pub confirmed: Option<ListState>,
-    /// Changes sent or waiting that the service has not confirmed yet.
-    pub pending: u32,
-    /// A removal is waiting: the row is hidden.
-    pub removing: bool,
-    /// The change the service refused, if it did; kept until retried, dropped or superseded.
-    pub refused: Option<Box<Refusal>>,
-}
-
-impl Row {
-    pub fn new(entry: ListEntry) -> Row {
-        Row {
-            confirmed: Some(entry.state()),
-            entry,
-            pending: 0,
-            removing: false,
-            refused: None,
-        }
-    }
-
-    pub fn key(&self) -> Key {
-        (self.entry.kind, self.entry.id)
-    }
-
-    /// Shows what the service confirmed again (nothing of the user's is on its way).
-    pub fn show_confirmed(&mut self) {
-        if let Some(state) = &self.confirmed {
-            self.entry.set_state(state);
-        }
-    }
-
-    pub fn in_conflict(&self) -> bool {
-        self.refused.as_ref().is_some_and(|r| r.conflict)
-    }
-}
-
-/// A change the service refused for good, or held back by a conflict.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// The change, in words ("episode 8").
-    pub what: String,
-    /// How many refused changes the entry has.
-    pub count: u32,
-    pub reason: String,
-    /// A conflict with an edit made elsewhere (the reason names both values).
-    pub conflict: bool,
-    /// What the screen showed with the refused change, to show again when it is retried.
-    pub shown: Option<ListState>,
-}
 
 /// How the last contact with the service went.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -359,59 +300,7 @@ impl Model {
 
     /// Fills the list from the cache, with the changes still in the outbox laid over it.
     pub fn load(&mut self, entries: Vec<ListEntry>, pending: &[Op], refused: &[(Op, Held)]) {
-        self.rows = entries.into_iter().map(Row::new).collect();
-        for (op, held) in refused {
-            let Some(i) = self.row_index(op.kind, op.media_id) else {
-                continue;
-            };
-            let row = &mut self.rows[i];
-            let count = row.refused.as_ref().map_or(0, |r| r.count) + 1;
-            let mut shown = row
-                .refused
-                .as_ref()
-                .and_then(|r| r.shown.clone())
-                .map_or_else(
-                    || row.entry.clone(),
-                    |s| {
-                        let mut e = row.entry.clone();
-                        e.set_state(&s);
-                        e
-                    },
-                );
-            op.change.apply_to(&mut shown);
-            row.refused = Some(Box::new(Refusal {
-                what: op.change.describe(op.kind, self.score_format),
-                count,
-                reason: held.reason.clone(),
-                conflict: held.conflict,
-                shown: Some(shown.state()),
-            }));
-            if held.conflict {
-                // Both sides stay visible: the row shows the user's value, the bar the other.
-                op.change.apply_to(&mut row.entry);
-            }
-        }
-        for op in pending {
-            let i = match self.row_index(op.kind, op.media_id) {
-                Some(i) => i,
-                None => match &op.entry {
-                    // Added from search, not confirmed yet.
-                    Some(entry) => {
-                        let mut row = Row::new((**entry).clone());
-                        row.confirmed = None;
-                        self.rows.push(row);
-                        self.rows.len() - 1
-                    }
-                    None => continue,
-                },
-            };
-            let row = &mut self.rows[i];
-            op.change.apply_to(&mut row.entry);
-            if op.change == crate::domain::Change::Remove {
-                row.removing = true;
-            }
-            row.pending += 1;
-        }
+        self.rows = crate::domain::tracked::track(entries, pending, refused, self.score_format);
         super::list::refresh(self);
     }
 

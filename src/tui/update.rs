@@ -12,7 +12,7 @@ use super::model::{
 use super::msg::{Loaded, Msg};
 use super::view;
 use crate::config::Action;
-use crate::domain::{Change, ListEntry, MediaKind, Patch, Service, Status};
+use crate::domain::{Change, ListEntry, MediaKind, Service, Status, rules};
 use crate::providers::ProviderError;
 use crate::sync::Event;
 
@@ -216,11 +216,7 @@ fn act(model: &mut Model, action: Action) -> Vec<Effect> {
         Action::Repeat => {
             if let Some(key) = model.selected_key() {
                 let on = model.row(key).is_some_and(|r| !r.entry.repeating);
-                let patch = Patch {
-                    repeating: Some(on),
-                    ..Patch::default()
-                };
-                return edit(model, key, Change::Set(patch));
+                return edit(model, key, Change::Set(rules::repeating(on)));
             }
         }
         Action::Delete => {
@@ -427,25 +423,18 @@ fn edit(model: &mut Model, key: Key, change: Change) -> Vec<Effect> {
     let Some(row) = model.row_mut(key.0, key.1) else {
         return Vec::new();
     };
-    let base = change.field().of(&row.entry);
-    let base_state = Some(row.entry.state());
     // Sent without looking first only when the screen shows what the service holds: this run has
     // heard from it, nothing failed since, and the entry is not in conflict.
     let fresh = online && !row.in_conflict();
-    change.apply_to(&mut row.entry);
-    if change == Change::Remove {
-        row.removing = true;
-    }
-    row.pending += 1;
-    row.refused = None;
+    let staged = row.stage(change);
     let effect = Effect::Enqueue {
         kind: key.0,
         media_id: key.1,
-        change,
-        base,
+        change: staged.change,
+        base: staged.base,
         fresh,
         entry: None,
-        base_state,
+        base_state: staged.base_state,
     };
     let selected = model.selected_key();
     refresh(model);
@@ -454,20 +443,6 @@ fn edit(model: &mut Model, key: Key, change: Change) -> Vec<Effect> {
         scroll_into_view(model);
     }
     vec![effect]
-}
-
-/// The patch that sets the count done to `next`: the first count moves a planned entry to
-/// watching/reading and sets the start date.
-fn progress_patch(entry: &ListEntry, next: u32, volumes: Option<u32>, today: &str) -> Patch {
-    let mut patch = Patch::progress(next);
-    patch.volumes = volumes.filter(|v| *v != entry.volumes);
-    if next > entry.progress && entry.status == Status::Planning {
-        patch.status = Some(Status::Current);
-    }
-    if next > 0 && entry.progress == 0 && entry.start_date.is_none() {
-        patch.start_date = Some(today.to_string());
-    }
-    patch
 }
 
 /// `+` or `-` on the selected entry.
@@ -482,22 +457,16 @@ fn step_on(model: &mut Model, key: Key, up: bool) -> Vec<Effect> {
     let Some(entry) = model.row(key).map(|r| r.entry.clone()) else {
         return Vec::new();
     };
-    let base = entry.progress;
-    let next = if up {
-        entry.incremented(base)
-    } else {
-        base.checked_sub(1)
+    let planned = rules::stepped(&entry, if up { 1 } else { -1 })
+        .and_then(|next| rules::progress(&entry, next, None, &model.today()));
+    let patch = match planned {
+        Ok(Some(patch)) => patch,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            model.notice = Some(e.to_string());
+            return Vec::new();
+        }
     };
-    let Some(next) = next else {
-        model.notice = Some(if up {
-            format!("{} has no more {}", entry.title, entry.kind.units())
-        } else {
-            format!("{} is at {} 0", entry.title, entry.kind.unit())
-        });
-        return Vec::new();
-    };
-    let key = (entry.kind, entry.id);
-    let patch = progress_patch(&entry, next, None, &model.today());
     let moved = patch.status;
     let effects = edit(model, key, Change::Set(patch));
     if let Some(status) = moved {
@@ -515,32 +484,12 @@ fn step_on(model: &mut Model, key: Key, up: bool) -> Vec<Effect> {
 
 /// Reaching the last known episode asks, once, whether to mark the entry completed.
 fn ask_completion(model: &mut Model, key: Key) {
-    let Some(row) = model.row(key) else {
-        return;
-    };
-    let e = &row.entry;
-    // A completed show being re-watched is asked too: completing ends the re-watch. A title still
-    // coming out is not finished by its latest chapter.
-    if e.total == Some(e.progress)
-        && !e.media.ongoing
-        && (e.status != Status::Completed || e.repeating)
+    if model
+        .row(key)
+        .is_some_and(|row| rules::completion_offered(&row.entry))
         && !model.declined.contains(&key)
     {
         model.overlay = Some(Overlay::Prompt(Prompt::Complete { key }));
-    }
-}
-
-/// The patch that marks an entry completed: finish date, the whole count when known, a
-/// rewatch ended.
-fn completion_patch(entry: &ListEntry, today: &str) -> Patch {
-    Patch {
-        status: Some(Status::Completed),
-        progress: entry.total.filter(|t| *t != entry.progress),
-        volumes: entry.total_volumes.filter(|t| *t != entry.volumes),
-        finish_date: Some(today.to_string()),
-        start_date: (entry.start_date.is_none() && entry.progress == 0).then(|| today.to_string()),
-        repeating: entry.repeating.then_some(false),
-        ..Patch::default()
     }
 }
 
@@ -569,24 +518,14 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
                 let volumes = volumes
                     .and_then(Result::ok)
                     .filter(|_| entry.kind == MediaKind::Manga && model.volumes);
-                if let Some(total) = entry.total.filter(|t| count > *t) {
-                    model.notice = Some(format!(
-                        "{} has {total} {}",
-                        entry.title,
-                        entry.kind.units()
-                    ));
-                    return keep(model, Prompt::Count { key: k, input });
-                }
-                if let (Some(v), Some(total)) = (volumes, entry.total_volumes)
-                    && v > total
-                {
-                    model.notice = Some(format!("{} has {total} volumes", entry.title));
-                    return keep(model, Prompt::Count { key: k, input });
-                }
-                if count == entry.progress && volumes.is_none_or(|v| v == entry.volumes) {
-                    return Vec::new();
-                }
-                let patch = progress_patch(&entry, count, volumes, &today);
+                let patch = match rules::progress(&entry, count, volumes, &today) {
+                    Ok(Some(patch)) => patch,
+                    Ok(None) => return Vec::new(),
+                    Err(e) => {
+                        model.notice = Some(e.to_string());
+                        return keep(model, Prompt::Count { key: k, input });
+                    }
+                };
                 let effects = edit(model, k, Change::Set(patch));
                 ask_completion(model, k);
                 effects
@@ -613,14 +552,10 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
             let choice = match key.code {
                 KeyCode::Esc => return Vec::new(),
                 KeyCode::Enter => {
-                    if choice == entry.score {
-                        return Vec::new();
-                    }
-                    let patch = Patch {
-                        score: Some(choice),
-                        ..Patch::default()
+                    return match rules::score(&entry, choice) {
+                        Some(patch) => edit(model, k, Change::Set(patch)),
+                        None => Vec::new(),
                     };
-                    return edit(model, k, Change::Set(patch));
                 }
                 KeyCode::Down | KeyCode::Char('j') => {
                     typed.clear();
@@ -666,16 +601,8 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
                 KeyCode::Esc => return Vec::new(),
                 KeyCode::Enter => {
                     let status = Status::ALL[choice.min(last)];
-                    if status == entry.status {
+                    let Some(patch) = rules::status(&entry, status, &today) else {
                         return Vec::new();
-                    }
-                    let patch = if status == Status::Completed {
-                        completion_patch(&entry, &today)
-                    } else {
-                        Patch {
-                            status: Some(status),
-                            ..Patch::default()
-                        }
                     };
                     let effects = edit(model, k, Change::Set(patch));
                     model.notice = Some(format!(
@@ -694,7 +621,7 @@ fn on_prompt(model: &mut Model, prompt: Prompt, key: KeyEvent) -> Vec<Effect> {
         }
         Prompt::Complete { key: k } => match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                let effects = edit(model, k, Change::Set(completion_patch(&entry, &today)));
+                let effects = edit(model, k, Change::Set(rules::completion(&entry, &today)));
                 model.notice = Some(format!("{} marked completed", entry.title));
                 effects
             }
@@ -875,39 +802,24 @@ fn add_found(model: &mut Model, search: &Search, status: Status) -> Vec<Effect> 
     };
     let today = model.today();
     let mut entry = found.entry.clone();
-    let mut patch = Patch {
-        status: Some(status),
-        ..Patch::default()
-    };
-    if status == Status::Completed {
-        patch = completion_patch(&entry, &today);
-    }
+    let patch = rules::addition(&entry, status, &today);
     let key = (entry.kind, entry.id);
-    let mut was_removing = false;
-    if let Some(i) = model.row_index(key.0, key.1) {
-        // A removal of it is still on its way: the row comes back.
-        was_removing = model.rows[i].removing;
-        model.rows[i].removing = false;
-    } else {
-        entry.status = status;
-        let mut row = Row::new(entry.clone());
-        row.confirmed = None;
-        model.rows.push(row);
-    }
+    let listed = match model.row_index(key.0, key.1) {
+        // A removal of it may still be on its way: the row comes back.
+        Some(i) => model.rows[i].confirmed.is_some() && !model.rows[i].removing,
+        None => {
+            entry.status = status;
+            let mut row = Row::new(entry.clone());
+            row.confirmed = None;
+            model.rows.push(row);
+            false
+        }
+    };
     let title = entry.title.clone();
-    let row = model.row_mut(key.0, key.1).map(|row| {
-        let listed = row.confirmed.is_some() && !was_removing;
-        let base = if listed {
-            Change::Set(patch.clone()).field().of(&row.entry)
-        } else {
-            0
-        };
-        let base_state = listed.then(|| row.entry.state());
-        Change::Set(patch.clone()).apply_to(&mut row.entry);
-        row.pending += 1;
-        (base, base_state, row.entry.clone())
-    });
-    let Some((base, base_state, shown)) = row else {
+    let Some((staged, shown)) = model.row_mut(key.0, key.1).map(|row| {
+        let staged = row.stage_addition(Change::Set(patch), listed);
+        (staged, row.entry.clone())
+    }) else {
         return Vec::new();
     };
     go_to(model, key);
@@ -915,12 +827,12 @@ fn add_found(model: &mut Model, search: &Search, status: Status) -> Vec<Effect> 
     vec![Effect::Enqueue {
         kind: key.0,
         media_id: key.1,
-        change: Change::Set(patch),
-        base,
+        change: staged.change,
+        base: staged.base,
         // Checked first: it may be on the list already, added elsewhere.
         fresh: false,
         entry: Some(Box::new(shown)),
-        base_state,
+        base_state: staged.base_state,
     }]
 }
 

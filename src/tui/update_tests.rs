@@ -3,7 +3,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use super::*;
 use crate::config::KeyMap;
 use crate::domain::Field;
-use crate::domain::{Ack, ListState, Op, Service};
+use crate::domain::{Ack, ListState, Op, Patch, Service};
 use crate::providers::{Details, Found};
 use crate::store::Held;
 use crate::tui::model::Sort;

@@ -1,146 +1,153 @@
-//! Wires the pieces together for each command.
+//! Starting up: the configuration, this user's files, the logged-in services, the log. Every
+//! front end (the list screen, the shell commands) starts from a [`Context`].
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::{Cli, LoginService};
 use crate::config::{self, Config, KeyMap};
 use crate::domain::{MediaKind, Service};
+pub use crate::paths::Files;
 use crate::providers::{
     self, Provider, anilist::Anilist, demo::Demo, mal::Mal, mangadex::Mangadex,
 };
-use crate::store::{Db, Store};
+use crate::store::{Db, Recovery, Store};
 use crate::tui;
 
-/// Where this user's files are.
-pub struct Files {
-    pub data: PathBuf,
-}
-
-impl Files {
-    pub fn locate() -> Result<Files, String> {
-        let data = crate::paths::data_dir()
-            .map_err(|e| format!("cannot create the data directory: {e}"))?;
-        Ok(Files { data })
-    }
-
-    pub fn database(&self) -> PathBuf {
-        crate::store::default_path(&self.data)
-    }
-
-    pub fn tokens(&self, service: Service) -> PathBuf {
-        self.data.join(format!("{}-tokens.json", service.key()))
-    }
-}
-
-/// Runs one command; the error is one sentence for the terminal.
-pub fn run(cli: Cli) -> Result<(), String> {
-    let _log = init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        // One worker for the background tasks; the list itself runs on the main thread.
+/// The runtime every front end runs on: one worker thread for the background tasks (the list
+/// screen itself runs on the main thread).
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start: {e}"))?;
-    if cli.demo {
-        return runtime.block_on(run_demo(&cli));
-    }
-    let config = load_config(&cli)?;
-    let files = Files::locate()?;
-    match cli.login {
-        Some(LoginService::Mal) => {
-            let mal = config.require_mal().map_err(|e| e.to_string())?;
-            let name = runtime.block_on(crate::login::login_mal(mal, &files, cli.no_browser))?;
-            println!("Logged in to MyAnimeList as {name}");
-            Ok(())
-        }
-        Some(LoginService::Anilist) => {
-            let anilist = config.require_anilist().map_err(|e| e.to_string())?;
-            let name =
-                runtime.block_on(crate::login::login_anilist(anilist, &files, cli.no_browser))?;
-            println!("Logged in to AniList as {name}");
-            Ok(())
-        }
-        Some(LoginService::Mangadex) => {
-            let mangadex = config.require_mangadex().map_err(|e| e.to_string())?;
-            let name = runtime.block_on(crate::login::login_mangadex(mangadex, &files))?;
-            println!("Logged in to MangaDex as {name}");
-            Ok(())
-        }
-        None => runtime.block_on(run_list(config, files)),
-    }
+        .map_err(|e| format!("cannot start: {e}"))
 }
 
-fn load_config(cli: &Cli) -> Result<Config, String> {
-    let path = match &cli.config {
-        Some(path) => path.clone(),
-        None => config::default_path().map_err(|e| e.to_string())?,
-    };
-    Config::load(&path).map_err(|e| e.to_string())
+/// What every command starts from: the configuration, the files, one HTTP client.
+pub struct Context {
+    pub config: Config,
+    pub files: Files,
+    pub http: providers::Http,
 }
 
-async fn run_list(config: Config, files: Files) -> Result<(), String> {
-    if config.mal.is_none() && config.anilist.is_none() && config.mangadex.is_none() {
-        return Err(config.no_service().to_string());
+impl Context {
+    /// Reads the config (`path`, or the default one) and finds the data directory.
+    pub fn load(path: Option<&Path>) -> Result<Context, String> {
+        let config = load_config(path)?;
+        let files = Files::locate()?;
+        Ok(Context {
+            config,
+            files,
+            http: providers::Http::default(),
+        })
     }
-    let http = providers::Http::default();
-    // Every configured service with a saved login, MyAnimeList first.
-    let mut logged_in: Vec<Arc<dyn Provider>> = Vec::new();
-    if let Some(mal) = &config.mal {
-        let tokens = files.tokens(Service::Mal);
-        if tokens.exists() {
-            let file = crate::auth::TokenFile::new(tokens);
-            logged_in.push(Arc::new(Mal::new(mal, http.clone(), file)));
+
+    /// A service's API client, if its table is in the config and its login is saved.
+    pub fn provider(&self, service: Service) -> Option<Arc<dyn Provider>> {
+        let tokens = self.files.tokens(service);
+        if !tokens.exists() {
+            return None;
+        }
+        let file = crate::auth::TokenFile::new(tokens);
+        let http = self.http.clone();
+        match service {
+            Service::Mal => self
+                .config
+                .mal
+                .as_ref()
+                .map(|c| Arc::new(Mal::new(c, http, file)) as Arc<dyn Provider>),
+            Service::Anilist => self
+                .config
+                .anilist
+                .as_ref()
+                .map(|c| Arc::new(Anilist::new(c, http, file)) as Arc<dyn Provider>),
+            Service::Mangadex => self.config.mangadex.as_ref().map(|c| {
+                Arc::new(Mangadex::new(c, http, file, self.files.mangadex_ids()))
+                    as Arc<dyn Provider>
+            }),
+            Service::Demo => None,
         }
     }
-    if let Some(anilist) = &config.anilist {
-        let tokens = files.tokens(Service::Anilist);
-        if tokens.exists() {
-            let file = crate::auth::TokenFile::new(tokens);
-            logged_in.push(Arc::new(Anilist::new(anilist, http.clone(), file)));
+
+    /// Every configured service with a saved login, MyAnimeList first; when there is none, what
+    /// to do about it.
+    pub fn logged_in(&self) -> Result<Vec<Arc<dyn Provider>>, String> {
+        if self.config.mal.is_none()
+            && self.config.anilist.is_none()
+            && self.config.mangadex.is_none()
+        {
+            return Err(self.config.no_service().to_string());
         }
-    }
-    if let Some(mangadex) = &config.mangadex {
-        let tokens = files.tokens(Service::Mangadex);
-        if tokens.exists() {
-            let file = crate::auth::TokenFile::new(tokens);
-            let ids = files.data.join("mangadex-ids.json");
-            logged_in.push(Arc::new(Mangadex::new(mangadex, http.clone(), file, ids)));
+        let logged_in: Vec<Arc<dyn Provider>> = Service::LOGGABLE
+            .into_iter()
+            .filter_map(|s| self.provider(s))
+            .collect();
+        if logged_in.is_empty() {
+            return Err(self.not_logged_in());
         }
+        Ok(logged_in)
     }
-    if logged_in.is_empty() {
+
+    /// "not logged in yet: run `malt --login` first", naming every configured service's login.
+    fn not_logged_in(&self) -> String {
         let commands: Vec<String> = [
-            (config.mal.is_some(), Service::Mal),
-            (config.anilist.is_some(), Service::Anilist),
-            (config.mangadex.is_some(), Service::Mangadex),
+            (self.config.mal.is_some(), Service::Mal),
+            (self.config.anilist.is_some(), Service::Anilist),
+            (self.config.mangadex.is_some(), Service::Mangadex),
         ]
         .into_iter()
         .filter(|(configured, _)| *configured)
         .map(|(_, s)| format!("`{}` ({})", s.login_command(), s.display_name()))
         .collect();
-        return Err(format!(
+        format!(
             "not logged in yet: run {} first (or `malt --demo` to look around)",
             commands.join(" or ")
-        ));
+        )
     }
-    let (store, recovery) = Store::open_or_recover(&files.database()).map_err(|e| e.to_string())?;
-    let covers = config.images.then(|| covers_for(http.clone())).flatten();
+
+    /// Opens the database; a damaged one is rebuilt (what was done is returned, to be said).
+    pub fn open_store(&self) -> Result<(Store, Option<Recovery>), String> {
+        Store::open_or_recover(&self.files.database()).map_err(|e| e.to_string())
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None => config::default_path().map_err(|e| e.to_string())?,
+    };
+    Config::load(&path).map_err(|e| e.to_string())
+}
+
+/// `malt`: the full-screen list of every logged-in service.
+pub async fn run_list(ctx: Context) -> Result<(), String> {
+    let logged_in = ctx.logged_in()?;
+    let (store, recovery) = ctx.open_store()?;
+    let covers = ctx
+        .config
+        .images
+        .then(|| covers_for(ctx.http.clone()))
+        .flatten();
     let app = tui::App {
         providers: logged_in,
         db: Db::spawn(store),
-        keys: config.keys,
-        theme: config.theme.effective(crate::config::from_env_no_color()),
+        keys: ctx.config.keys,
+        theme: ctx
+            .config
+            .theme
+            .effective(crate::config::from_env_no_color()),
         covers,
         warning: recovery.map(|r| r.to_string()),
     };
     tui::run(app).await.map_err(|e| e.to_string())
 }
 
-async fn run_demo(cli: &Cli) -> Result<(), String> {
+/// `malt --demo`: the list screen on the built-in sample list.
+pub async fn run_demo(config: Option<&Path>) -> Result<(), String> {
     // The demo needs no config; a present one still supplies key bindings and colours.
-    let (keys, theme) = match load_config(cli) {
+    let (keys, theme) = match load_config(config) {
         Ok(config) => (config.keys, config.theme),
-        Err(e) if cli.config.is_none() && !default_config_exists() => {
+        Err(e) if config.is_none() && !default_config_exists() => {
             tracing::debug!("demo without config: {e}");
             (KeyMap::default(), crate::config::Theme::default())
         }
@@ -182,7 +189,7 @@ fn default_config_exists() -> bool {
 
 /// Logs go to `$XDG_STATE_HOME/malt/malt.log`, never to the terminal. `MALT_LOG` sets malt's level
 /// (e.g. `MALT_LOG=debug`); other crates stay at `warn`, so no HTTP library logs a request.
-fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+pub fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = crate::paths::state_dir().ok()?;
     let path = dir.join("malt.log");
     let file = std::fs::OpenOptions::new()

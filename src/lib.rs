@@ -1,8 +1,11 @@
-//! malt: a terminal tracker for anime lists.
+//! malt: a terminal tracker for anime and manga lists.
 //!
-//! `domain` holds service-neutral types; `providers` one implementation of [`providers::Provider`]
-//! per service; `auth` the login and session; `store` the SQLite cache and outbox; `sync` the
-//! background work; `tui` the pure `update`/`view` and their runtime; `app` wires them together.
+//! The core: `domain` (service-neutral types and the rules of a change, finding entries by
+//! title), `store` (the SQLite cache and outbox), `sync` (the outbox worker, list fetches, the
+//! session refresher), `library` (every logged-in list, as the cache holds it), `providers` (one
+//! implementation of [`providers::Provider`] per service) and `auth` (logins and sessions).
+//! The front ends over it: `tui` (the full-screen list: a pure `update`/`view` and their runtime)
+//! and `cli` (the command line and the commands for scripts). `app` starts them up.
 
 pub mod app;
 pub mod auth;
@@ -10,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod covers;
 pub mod domain;
+pub mod library;
 pub mod login;
 pub mod paths;
 pub mod providers;

@@ -20,10 +20,34 @@ enum Catch<'a> {
     Paste { expect: String },
 }
 
+/// Logs in to `service` as its config says, and stores the session. Returns the account name.
+pub async fn login(
+    ctx: &crate::app::Context,
+    service: Service,
+    no_browser: bool,
+) -> Result<String, String> {
+    let config = &ctx.config;
+    match service {
+        Service::Mal => {
+            let cfg = config.require_mal().map_err(|e| e.to_string())?;
+            login_mal(cfg, &ctx.files, no_browser).await
+        }
+        Service::Anilist => {
+            let cfg = config.require_anilist().map_err(|e| e.to_string())?;
+            login_anilist(cfg, &ctx.files, no_browser).await
+        }
+        Service::Mangadex => {
+            let cfg = config.require_mangadex().map_err(|e| e.to_string())?;
+            login_mangadex(cfg, &ctx.files).await
+        }
+        Service::Demo => Err("the demo needs no login: run `malt --demo`".into()),
+    }
+}
+
 /// Logs in to MyAnimeList and stores the session. Returns the account name.
 pub async fn login_mal(
     cfg: &MalConfig,
-    files: &crate::app::Files,
+    files: &crate::paths::Files,
     no_browser: bool,
 ) -> Result<String, String> {
     let http = providers::http_client()?;
@@ -72,7 +96,7 @@ pub async fn login_mal(
 /// AniList's pin page, and `--no-browser`, show the token (or code) for the user to paste.
 pub async fn login_anilist(
     cfg: &AnilistConfig,
-    files: &crate::app::Files,
+    files: &crate::paths::Files,
     no_browser: bool,
 ) -> Result<String, String> {
     let http = providers::http_client()?;
@@ -121,7 +145,7 @@ pub async fn login_anilist(
 /// (hidden in a terminal, one line from stdin otherwise) and never stored. Returns the username.
 pub async fn login_mangadex(
     cfg: &MangadexConfig,
-    files: &crate::app::Files,
+    files: &crate::paths::Files,
 ) -> Result<String, String> {
     let http = providers::http_client()?;
     let hidden = std::io::stdin().is_terminal();
@@ -267,7 +291,7 @@ fn read_hidden_line() -> std::io::Result<String> {
 
 /// Records the account the tokens belong to. The tokens are saved: a database problem must not
 /// fail the login.
-fn logged_in(files: &crate::app::Files, service: Service, name: &str) {
+fn logged_in(files: &crate::paths::Files, service: Service, name: &str) {
     match crate::store::Store::open(&files.database()) {
         Ok(mut store) => match store.switch_account(service, name) {
             Ok(Some(switch)) => println!("{switch}"),

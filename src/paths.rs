@@ -4,6 +4,35 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// Where this user's files are: the database, the saved logins, MangaDex's id map.
+#[derive(Clone, Debug)]
+pub struct Files {
+    pub data: PathBuf,
+}
+
+impl Files {
+    /// The files under `$XDG_DATA_HOME/malt` (created, private).
+    pub fn locate() -> Result<Files, String> {
+        let data = data_dir().map_err(|e| format!("cannot create the data directory: {e}"))?;
+        Ok(Files { data })
+    }
+
+    /// The list cache and the outbox.
+    pub fn database(&self) -> PathBuf {
+        self.data.join("malt.db")
+    }
+
+    /// A service's saved login.
+    pub fn tokens(&self, service: crate::domain::Service) -> PathBuf {
+        self.data.join(format!("{}-tokens.json", service.key()))
+    }
+
+    /// MangaDex's UUIDs for malt's ids.
+    pub fn mangadex_ids(&self) -> PathBuf {
+        self.data.join("mangadex-ids.json")
+    }
+}
+
 /// `$XDG_DATA_HOME/malt`: the database and tokens. Created with mode 0700.
 pub fn data_dir() -> io::Result<PathBuf> {
     let dir = dirs::data_dir()

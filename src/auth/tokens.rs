@@ -37,6 +37,12 @@ impl TokenSet {
         }
     }
 
+    /// When the login itself ends: `None` when it is renewed in the background (a refresh token
+    /// is kept), else when the access token expires (AniList's year-long tokens), in Unix seconds.
+    pub fn login_ends_at(&self) -> Option<i64> {
+        self.refresh_token.is_empty().then_some(self.expires_at)
+    }
+
     /// Seconds until the access token expires (negative once it has).
     pub fn remaining(&self) -> i64 {
         self.expires_at - now_secs()

@@ -60,6 +60,20 @@ pub fn folded(title: &str) -> String {
         .collect()
 }
 
+/// The fewest characters a search of the service is sent with (MyAnimeList refuses fewer).
+pub const SEARCH_MIN_CHARS: usize = 3;
+
+/// The text of a search of the service, trimmed; an error sentence when it is too short to send.
+pub fn search_text(text: &str) -> Result<&str, String> {
+    let text = text.trim();
+    if text.chars().count() < SEARCH_MIN_CHARS {
+        return Err(format!(
+            "type at least {SEARCH_MIN_CHARS} characters to search"
+        ));
+    }
+    Ok(text)
+}
+
 /// What a title query found among entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Found {

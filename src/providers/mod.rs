@@ -55,6 +55,12 @@ impl ProviderError {
         matches!(self, ProviderError::Rejected(_))
     }
 
+    /// The error in words for one service: a login problem names that service's login command.
+    pub fn for_service(&self, service: Service) -> String {
+        self.to_string()
+            .replace("`malt --login`", &format!("`{}`", service.login_command()))
+    }
+
     /// Only a new login helps.
     pub fn needs_login(&self) -> bool {
         matches!(
@@ -182,6 +188,18 @@ pub trait Provider: Send + Sync {
     /// Whether the list keeps the volumes read of a manga (MangaDex's reading list does not).
     fn keeps_volumes(&self) -> bool {
         true
+    }
+
+    /// The service's own id of a work, as its website and its users write it (MangaDex: the
+    /// UUID; elsewhere the number malt keys it by).
+    fn public_id(&self, _kind: MediaKind, media_id: u64) -> String {
+        media_id.to_string()
+    }
+
+    /// malt's id of a work from the service's own id (`mal:52991`, `mangadex:UUID`), when `text`
+    /// is one.
+    fn id_from_public(&self, text: &str) -> Option<u64> {
+        text.trim().parse().ok().filter(|id| *id > 0)
     }
 
     /// Something the user should know about the session while it still works ("the AniList

@@ -8,11 +8,11 @@ use crate::domain::{ListEntry, ListState, Media, MediaKind, Service, Status};
 /// The status of a tombstone: an entry whose removal the service confirmed.
 const REMOVED: &str = "removed";
 
-const ENTRY_COLUMNS: &str = "kind, id, title, status, progress, total, score, updated_at, volumes, \
+pub(super) const ENTRY_COLUMNS: &str = "kind, id, title, status, progress, total, score, updated_at, volumes, \
                              total_volumes, repeating, start_date, finish_date, media";
 
 /// A cache row as an entry; `None` for a row this malt cannot read (written by a newer one).
-fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<Option<ListEntry>> {
+pub(super) fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<Option<ListEntry>> {
     let kind: String = r.get(0)?;
     let status: String = r.get(3)?;
     let (Some(kind), Some(status)) = (MediaKind::from_key(&kind), Status::from_key(&status)) else {

@@ -2,6 +2,7 @@
 //! per service. One thread owns the connection; everyone else talks to it through [`Db`].
 
 mod cache;
+mod change;
 mod migrations;
 mod outbox;
 
@@ -11,6 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 pub use crate::domain::Held;
+pub use change::{Queued, Standing, Target};
 pub use outbox::{NewOp, Retry};
 
 /// A database problem, said plainly.
@@ -477,11 +479,6 @@ fn salvage(path: &Path) -> (Vec<SalvagedOp>, Vec<(String, String, String)>) {
         }
     }
     (ops, meta)
-}
-
-/// The default database file.
-pub fn default_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("malt.db")
 }
 
 type Job = Box<dyn FnOnce(&mut Store) + Send>;

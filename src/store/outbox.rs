@@ -31,7 +31,7 @@ pub struct Retry {
     pub error: String,
 }
 
-const OP_COLUMNS: &str = "seq, service, kind, media_id, field, value, base, attempts, verified_by, patch, entry, base_state";
+pub(super) const OP_COLUMNS: &str = "seq, service, kind, media_id, field, value, base, attempts, verified_by, patch, entry, base_state";
 
 /// This process's name on leases and verifications: `pid:start:nonce`, where `start` is when the
 /// process started (so a reused pid is not mistaken for it).
@@ -72,7 +72,7 @@ fn lease_holder_alive(holder: &str) -> bool {
 
 /// An outbox row as an [`Op`]; `owner` is this process's lease name, against which `verified_by` is
 /// read.
-fn op_from_row(row: &Row<'_>, owner: &str) -> rusqlite::Result<Option<Op>> {
+pub(super) fn op_from_row(row: &Row<'_>, owner: &str) -> rusqlite::Result<Option<Op>> {
     let service: String = row.get(1)?;
     let kind: String = row.get(2)?;
     let field: String = row.get(4)?;
@@ -113,6 +113,56 @@ fn op_from_row(row: &Row<'_>, owner: &str) -> rusqlite::Result<Option<Op>> {
             .get::<_, Option<String>>(11)?
             .and_then(|s| serde_json::from_str::<ListState>(&s).ok()),
     }))
+}
+
+/// Writes a change to the outbox in `tx` (see [`Store::insert_op`]); `owner` is this process's
+/// name, recorded when the change's base is verified.
+pub(super) fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    owner: &str,
+    new: NewOp,
+) -> rusqlite::Result<i64> {
+    let NewOp {
+        service,
+        kind,
+        media_id,
+        change,
+        base,
+        now_ms,
+        verified,
+        entry,
+        base_state,
+    } = new;
+    let value = change.value();
+    let (field, patch) = match &change {
+        Change::Set(p) => ("set", serde_json::to_string(p).ok()),
+        Change::Remove => ("remove", None),
+    };
+    let entry = entry.and_then(|e| serde_json::to_string(&e).ok());
+    let base_state = base_state.and_then(|b| serde_json::to_string(&b).ok());
+    tx.execute(
+        "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1 AND account IS NULL",
+        params![service.key(), kind.key(), media_id as i64],
+    )?;
+    tx.execute(
+        "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, verified_by,
+                             patch, entry, base_state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            service.key(),
+            kind.key(),
+            media_id as i64,
+            field,
+            value,
+            base,
+            now_ms,
+            verified.then_some(owner),
+            patch,
+            entry,
+            base_state,
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
 }
 
 impl Store {
@@ -168,56 +218,14 @@ impl Store {
     /// Records a change; returns its sequence number. Changes held back for the same entry are
     /// superseded by it and dropped.
     pub fn insert_op(&mut self, new: NewOp) -> Result<i64, StoreError> {
-        let NewOp {
-            service,
-            kind,
-            media_id,
-            change,
-            base,
-            now_ms,
-            verified,
-            entry,
-            base_state,
-        } = new;
-        let owner = self.owner.clone();
-        let value = change.value();
-        let (field, patch) = match &change {
-            Change::Set(p) => ("set", serde_json::to_string(p).ok()),
-            Change::Remove => ("remove", None),
-        };
-        let entry = entry.and_then(|e| serde_json::to_string(&e).ok());
-        let base_state = base_state.and_then(|b| serde_json::to_string(&b).ok());
         let label = self.label.clone();
         let err = |source| StoreError::Sqlite {
             path: label.clone(),
             source,
         };
+        let owner = self.owner.clone();
         let tx = self.write()?;
-        tx.execute(
-            "DELETE FROM outbox WHERE service = ?1 AND kind = ?2 AND media_id = ?3 AND failed = 1 AND account IS NULL",
-            params![service.key(), kind.key(), media_id as i64],
-        )
-        .map_err(err)?;
-        tx.execute(
-            "INSERT INTO outbox (service, kind, media_id, field, value, base, created_at, verified_by,
-                                 patch, entry, base_state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                service.key(),
-                kind.key(),
-                media_id as i64,
-                field,
-                value,
-                base,
-                now_ms,
-                verified.then_some(owner.as_str()),
-                patch,
-                entry,
-                base_state,
-            ],
-        )
-        .map_err(err)?;
-        let seq = tx.last_insert_rowid();
+        let seq = insert(&tx, &owner, new).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(seq)
     }

@@ -1,10 +1,12 @@
 //! Background work: the outbox worker that delivers changes, the session refresher, and list
 //! fetches. They report to the UI through [`Event`]s and never block it.
 
+mod deliver;
 mod fetch;
 mod refresher;
 mod worker;
 
+pub use deliver::{Delivery, await_delivery};
 pub use fetch::fetch_list;
 pub use refresher::keep_fresh;
 pub use worker::{Worker, backoff};

@@ -2,8 +2,8 @@ use std::collections::HashSet;
 
 use crate::config::{KeyMap, Theme};
 use crate::covers::Cover;
-pub use crate::domain::{Key, Refusal, Row};
 use crate::domain::{Held, ListEntry, MediaKind, Op, ScoreFormat, Service, Status};
+pub use crate::domain::{Key, Refusal, Row};
 use crate::providers::{Details, Found};
 
 /// How the last contact with the service went.

@@ -382,9 +382,7 @@ fn elsewhere(model: &mut Model, service: Service, event: Event) {
 
 /// A login problem in words, with the command that logs in to this service.
 fn login_message(service: Service, error: &ProviderError) -> String {
-    error
-        .to_string()
-        .replace("`malt --login`", &format!("`{}`", service.login_command()))
+    error.for_service(service)
 }
 
 fn switch_kind(model: &mut Model) {
@@ -751,8 +749,8 @@ fn on_search_key(model: &mut Model, mut search: Box<Search>, key: KeyEvent) -> V
             let query = search.input.trim().to_string();
             let stale = search.sent.as_deref() != Some(query.as_str());
             if stale || search.results.as_ref().is_some_and(Result::is_err) {
-                if query.chars().count() < 3 {
-                    search.results = Some(Err("type at least 3 characters to search".into()));
+                if let Err(short) = crate::domain::query::search_text(&query) {
+                    search.results = Some(Err(short));
                 } else {
                     search.sent = Some(query.clone());
                     search.searching = true;

@@ -565,6 +565,24 @@ impl Provider for Mangadex {
     fn total_is_latest(&self) -> bool {
         true
     }
+
+    fn public_id(&self, _kind: MediaKind, media_id: u64) -> String {
+        // Every listed title's UUID is in the map (a fetch fills it); the id's hex digits are the
+        // UUID's first ones otherwise.
+        self.ids
+            .uuid(media_id)
+            .unwrap_or_else(|| format!("{media_id:016x}"))
+    }
+
+    fn id_from_public(&self, text: &str) -> Option<u64> {
+        let uuid = ids::normalize(text)?;
+        let id = ids::derive(&uuid)?;
+        // Another title that happens to share the id is not this one.
+        match self.ids.uuid(id) {
+            Some(known) if known != uuid => None,
+            _ => Some(id),
+        }
+    }
 }
 
 #[cfg(test)]

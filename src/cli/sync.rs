@@ -60,6 +60,8 @@ pub async fn run(config: Option<&Path>, args: SyncArgs) -> Outcome {
                 }
             }
         });
+        // Everything waiting is tried now, whatever an earlier run's back-off said.
+        opened.db.call(move |s| s.due_now(service)).await?;
         for &kind in provider.kinds() {
             let bar = bars.add(
                 ProgressBar::new_spinner()
@@ -194,8 +196,9 @@ async fn summarize(
     let mut trouble = None;
     for &service in services {
         let tally = tallies.get(&service).unwrap_or(&empty);
-        let lists: Vec<String> = tally
-            .fetched
+        let mut fetched = tally.fetched.clone();
+        fetched.sort();
+        let lists: Vec<String> = fetched
             .iter()
             .map(|(kind, n)| format!("{n} {}", kind.key()))
             .collect();
@@ -240,7 +243,7 @@ async fn summarize(
     for f in &failed {
         output::error(f);
     }
-    Ok(if !failed.is_empty() {
+    Ok(if !failed.is_empty() || refused + conflicts > 0 {
         Exit::Error
     } else if waiting > 0 {
         Exit::Queued

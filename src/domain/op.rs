@@ -241,12 +241,25 @@ impl Op {
     /// The first field the change sets that the service no longer holds as the change's base had
     /// it; `None` when the base still holds.
     pub fn differing_field(&self, theirs: Option<&ListState>) -> Option<Field> {
-        let field = self.change.field();
-        if field.value(theirs) != Some(self.base) {
+        self.change
+            .differing_field(self.base, self.base_state.as_ref(), theirs)
+    }
+}
+
+impl Change {
+    /// The first field this change sets whose value in `theirs` is not what the change was based
+    /// on (`base` for its own field, `base_state` for the others); `None` when the base holds.
+    pub fn differing_field(
+        &self,
+        base: u32,
+        base_state: Option<&ListState>,
+        theirs: Option<&ListState>,
+    ) -> Option<Field> {
+        let field = self.field();
+        if field.value(theirs) != Some(base) {
             return Some(field);
         }
-        let (Change::Set(p), Some(base), Some(theirs)) = (&self.change, &self.base_state, theirs)
-        else {
+        let (Change::Set(p), Some(base), Some(theirs)) = (self, base_state, theirs) else {
             return None;
         };
         [

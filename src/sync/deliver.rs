@@ -41,6 +41,10 @@ pub async fn await_delivery(
     wait: Duration,
 ) -> Delivery {
     let service = provider.service();
+    // A new process: what waits out an earlier one's back-off may be tried at once.
+    if let Err(e) = db.call(move |s| s.due_now(service)).await {
+        tracing::warn!("cannot reschedule the outbox: {e}");
+    }
     let (events, mut reports) = mpsc::unbounded_channel();
     let worker = tokio::spawn(
         Worker {

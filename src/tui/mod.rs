@@ -26,7 +26,7 @@ use crate::config::{KeyMap, Theme};
 use crate::covers::{Cover, Covers};
 use crate::domain::{ListEntry, Op, ScoreFormat, Service};
 use crate::providers::Provider;
-use crate::store::{Db, NewOp};
+use crate::store::{Db, Target};
 use crate::sync::{self, Event};
 pub use msg::Loaded;
 
@@ -252,38 +252,56 @@ impl Runtime {
                 entry,
                 base_state,
             } => {
-                let op = NewOp {
-                    service,
-                    kind,
-                    media_id,
-                    change,
-                    base,
-                    now_ms: sync::now_ms(),
-                    verified: fresh,
-                    entry: entry.map(|e| *e),
-                    base_state,
+                let now = sync::now_ms();
+                // An addition is checked against the service itself before it is sent.
+                let adding = entry.is_some();
+                let target = match entry {
+                    Some(entry) => Target::Adding(*entry),
+                    None => Target::Listed((kind, media_id)),
+                };
+                // Written against the entry as the database holds it: when another malt (a
+                // command from the shell) changed it since the screen last looked, the change is
+                // not built on an old count but refused, and the screen shows the entry again.
+                let stage = move |s: &mut crate::store::Store| {
+                    s.stage_change(service, target, now, fresh, ScoreFormat::default(), |row| {
+                        let theirs = row.entry.state();
+                        match change.differing_field(base, base_state.as_ref(), Some(&theirs)) {
+                            Some(_) if !adding => Err(()),
+                            _ => Ok(Some(change)),
+                        }
+                    })
                 };
                 // Submitted in keypress order; the database thread keeps that order.
-                let written = self.db.submit(move |s| s.insert_op(op));
+                let written = self.db.submit(stage);
                 let wake = lane.wake.clone();
                 let events = lane.events.clone();
+                let db = self.db.clone();
                 tokio::spawn(async move {
-                    match written.await {
-                        Ok(Ok(_)) => wake.notify_one(),
-                        Ok(Err(e)) => {
-                            let _ = events.send(Event::NotSaved {
-                                kind,
-                                media_id,
-                                error: e.to_string(),
-                            });
+                    let error = match written.await {
+                        Ok(Ok(Ok(_))) => {
+                            wake.notify_one();
+                            return;
                         }
-                        Err(_) => {
-                            let _ = events.send(Event::NotSaved {
-                                kind,
-                                media_id,
-                                error: "the database has stopped".into(),
-                            });
+                        Ok(Ok(Err(()))) => {
+                            "it was changed in another malt meanwhile; it is shown as it is now"
+                                .to_string()
                         }
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => "the database has stopped".into(),
+                    };
+                    let _ = events.send(Event::NotSaved {
+                        kind,
+                        media_id,
+                        error,
+                    });
+                    if let Ok((entries, pending, refused)) =
+                        db.call(move |s| snapshot(s, service)).await
+                    {
+                        let _ = events.send(Event::StoreChanged {
+                            entries,
+                            pending,
+                            refused,
+                        });
                     }
                 });
             }

@@ -58,14 +58,6 @@ fn stderr(assert: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
 }
 
-/// The PATCHes the fake accepted, as `(id, field=value, …)`.
-fn patches(fake: &FakeMal) -> Vec<(u64, Vec<(String, String)>)> {
-    fake.patches()
-        .into_iter()
-        .map(|p| (p.id, p.form.clone()))
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // list / show
 // ---------------------------------------------------------------------------------------------
@@ -189,7 +181,11 @@ fn progress_counts_down_sets_counts_and_refuses_counts_above_the_total() {
     let out = malt(&home, &["progress", "bocchi", "+3"]).assert().code(2);
     assert!(stderr(&out).contains("has 12 episodes"), "{}", stderr(&out));
     let out = malt(&home, &["progress", "bocchi", "+0"]).assert().code(0);
-    assert!(stdout(&out).contains("nothing to change"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("nothing to change"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(fake.requests().len(), before, "nothing sent");
     assert_eq!(fake.watched(101), Some(10));
 }
@@ -219,7 +215,11 @@ fn the_last_episode_is_completed_only_when_asked() {
     let out = malt(&home, &["progress", "mob", "+1", "--complete"])
         .assert()
         .code(0);
-    assert!(stdout(&out).contains("episode 12 of 12, completed"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("episode 12 of 12, completed"),
+        "{}",
+        stdout(&out)
+    );
     let sent = &fake.patches()[before..];
     assert_eq!(sent.len(), 1, "one request");
     assert_eq!(sent[0].get("status"), Some("completed"));
@@ -238,7 +238,11 @@ fn the_first_count_of_a_planned_title_starts_it() {
     home.log_in(&fake);
     malt(&home, &["sync"]).assert().success();
     let out = malt(&home, &["progress", "mal:301", "+1"]).assert().code(0);
-    assert!(stdout(&out).contains("episode 1 of 10, watching"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("episode 1 of 10, watching"),
+        "{}",
+        stdout(&out)
+    );
     let sent = fake.patches();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].get("status"), Some("watching"));
@@ -266,7 +270,9 @@ fn an_ambiguous_query_lists_the_candidates_and_changes_nothing() {
     assert!(err.contains("matches several entries"), "{err}");
     assert!(err.contains("mal:401") && err.contains("mal:402"), "{err}");
     // The exact title is not ambiguous.
-    malt(&home, &["progress", "mushishi", "+1"]).assert().code(0);
+    malt(&home, &["progress", "mushishi", "+1"])
+        .assert()
+        .code(0);
     assert_eq!(harness::patched(&fake, 401), ["2"]);
     assert_eq!(fake.requests().len(), before + 1);
     let out = malt(&home, &["progress", "zzzz", "+1"]).assert().code(1);
@@ -277,7 +283,11 @@ fn an_ambiguous_query_lists_the_candidates_and_changes_nothing() {
     );
     malt(&home, &["progress", "  ", "+1"]).assert().code(2);
     let out = malt(&home, &["progress", "mal:abc", "+1"]).assert().code(2);
-    assert!(stderr(&out).contains("not a MyAnimeList id"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a MyAnimeList id"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -310,7 +320,9 @@ fn a_refused_change_exits_1_with_the_services_reason() {
     let home = synced_home(&fake);
     let body = std::fs::read_to_string("tests/fixtures/mal/error-400-bad_request.json").unwrap();
     fake.fail_next(1, 400, &body, "application/json");
-    let out = malt(&home, &["set", "bocchi", "--score", "7"]).assert().code(1);
+    let out = malt(&home, &["set", "bocchi", "--score", "7"])
+        .assert()
+        .code(1);
     let err = stderr(&out);
     assert!(err.contains("MyAnimeList refused it"), "{err}");
     let status = json(&home, &["status", "--json"]);
@@ -371,7 +383,14 @@ fn set_changes_several_fields_in_one_request_and_checks_each() {
     let home = synced_home(&fake);
     let out = malt(
         &home,
-        &["set", "kill la kill", "--score", "8", "--start", "2026-11-01"],
+        &[
+            "set",
+            "kill la kill",
+            "--score",
+            "8",
+            "--start",
+            "2026-11-01",
+        ],
     )
     .assert()
     .code(0);
@@ -388,13 +407,19 @@ fn set_changes_several_fields_in_one_request_and_checks_each() {
         .assert()
         .code(0);
     assert_eq!(fake.status(103).as_deref(), Some("completed"));
-    assert_eq!(fake.watched(103), Some(24), "completion sets the whole count");
+    assert_eq!(
+        fake.watched(103),
+        Some(24),
+        "completion sets the whole count"
+    );
     malt(&home, &["set", "mal:103", "--rewatching", "on"])
         .assert()
         .code(0);
     assert_eq!(fake.rewatching(103), Some(true));
     let before = fake.requests().len();
-    let out = malt(&home, &["set", "mal:103", "--score", "11"]).assert().code(2);
+    let out = malt(&home, &["set", "mal:103", "--score", "11"])
+        .assert()
+        .code(2);
     assert!(
         stderr(&out).contains("11 is not a score in this account's format (1–10, or 0 for none)"),
         "{}",
@@ -405,8 +430,14 @@ fn set_changes_several_fields_in_one_request_and_checks_each() {
         .code(2);
     assert!(stderr(&out).contains("is not a date"), "{}", stderr(&out));
     malt(&home, &["set", "mal:103"]).assert().code(2);
-    let out = malt(&home, &["set", "mal:103", "--score", "8"]).assert().code(0);
-    assert!(stdout(&out).contains("nothing to change"), "{}", stdout(&out));
+    let out = malt(&home, &["set", "mal:103", "--score", "8"])
+        .assert()
+        .code(0);
+    assert!(
+        stdout(&out).contains("nothing to change"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(fake.requests().len(), before, "nothing sent");
 }
 
@@ -425,10 +456,17 @@ fn add_lists_several_hits_and_adds_the_one_picked() {
         "{err}"
     );
     assert_eq!(fake.patches().len(), before);
-    let picked = if err.find("1  Sousou no Frieren 2nd").is_some() { "2" } else { "1" };
-    let out = malt(&home, &["add", "frieren", "--pick", picked, "--status", "watching"])
-        .assert()
-        .code(0);
+    let picked = if err.find("1  Sousou no Frieren 2nd").is_some() {
+        "2"
+    } else {
+        "1"
+    };
+    let out = malt(
+        &home,
+        &["add", "frieren", "--pick", picked, "--status", "watching"],
+    )
+    .assert()
+    .code(0);
     assert!(
         stdout(&out).contains("Sousou no Frieren: added to watching"),
         "{}",
@@ -438,11 +476,23 @@ fn add_lists_several_hits_and_adds_the_one_picked() {
     assert_eq!(fake.status(52991).as_deref(), Some("watching"));
     let listed = json(&home, &["show", "mal:52991", "--json"]);
     assert_eq!(listed["status"], "watching");
-    let out = malt(&home, &["add", "frieren", "--pick", picked]).assert().code(0);
-    assert!(stdout(&out).contains("on your MyAnimeList list already"), "{}", stdout(&out));
-    malt(&home, &["add", "frieren", "--pick", "9"]).assert().code(2);
+    let out = malt(&home, &["add", "frieren", "--pick", picked])
+        .assert()
+        .code(0);
+    assert!(
+        stdout(&out).contains("on your MyAnimeList list already"),
+        "{}",
+        stdout(&out)
+    );
+    malt(&home, &["add", "frieren", "--pick", "9"])
+        .assert()
+        .code(2);
     let out = malt(&home, &["add", "fr"]).assert().code(2);
-    assert!(stderr(&out).contains("at least 3 characters"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("at least 3 characters"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,7 +513,10 @@ fn sync_fetches_every_list_and_says_so_in_one_line() {
         "synced: MyAnimeList 5 anime, 1 manga · 0 changes sent",
         "{text}"
     );
-    assert!(stderr(&out).is_empty(), "no progress bar when not a terminal");
+    assert!(
+        stderr(&out).is_empty(),
+        "no progress bar when not a terminal"
+    );
     fake.go_down();
     let out = malt(&home, &["sync"]).assert().code(1);
     assert!(stderr(&out).contains("offline"), "{}", stderr(&out));
@@ -530,13 +583,25 @@ fn every_bad_input_is_one_sentence_with_its_exit_code() {
     let home = Home::for_fake(&fake);
     // Not logged in.
     let out = malt(&home, &["list"]).assert().code(1);
-    assert!(stderr(&out).contains("not logged in yet: run `malt --login`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not logged in yet: run `malt --login`"),
+        "{}",
+        stderr(&out)
+    );
     home.log_in(&fake);
     // Logged in, nothing cached.
     let out = malt(&home, &["list"]).assert().code(1);
-    assert!(stderr(&out).contains("run `malt sync` first"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("run `malt sync` first"),
+        "{}",
+        stderr(&out)
+    );
     let out = malt(&home, &["progress", "bocchi", "+1"]).assert().code(1);
-    assert!(stderr(&out).contains("run `malt sync` first"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("run `malt sync` first"),
+        "{}",
+        stderr(&out)
+    );
     malt(&home, &["sync"]).assert().code(0);
     // Usage.
     for args in [
@@ -551,8 +616,14 @@ fn every_bad_input_is_one_sentence_with_its_exit_code() {
         assert!(!stderr(&out).is_empty(), "{args:?} said nothing");
     }
     // A service that is not set up.
-    let out = malt(&home, &["list", "--service", "anilist"]).assert().code(1);
-    assert!(stderr(&out).contains("AniList is not set up"), "{}", stderr(&out));
+    let out = malt(&home, &["list", "--service", "anilist"])
+        .assert()
+        .code(1);
+    assert!(
+        stderr(&out).contains("AniList is not set up"),
+        "{}",
+        stderr(&out)
+    );
     // A damaged config.
     home.write_config("[mal\nclient_id = ");
     let out = malt(&home, &["list"]).assert().code(1);
@@ -590,7 +661,10 @@ fn the_completions_parse_and_the_man_page_renders() {
         .expect("bash");
     assert!(checked.status.success(), "{checked:?}");
     let text = stdout(&out);
-    assert!(text.contains("progress") && text.contains("--json"), "subcommands completed");
+    assert!(
+        text.contains("progress") && text.contains("--json"),
+        "subcommands completed"
+    );
     for shell in ["zsh", "fish", "elvish", "powershell"] {
         let out = malt(&home, &["completions", shell]).assert().code(0);
         assert!(stdout(&out).contains("malt"), "{shell}");
@@ -627,11 +701,16 @@ fn a_change_made_from_the_shell_shows_in_the_running_list_and_is_sent_once() {
     let started = std::time::Instant::now();
     malt(&home, &["progress", "bocchi", "+1"]).assert().code(0);
     let screen = tmux.wait_for("the new count in the list", harness::TIMEOUT, |s| {
-        harness::row_has(s, "Bocchi the Rock!", "6 / 12") && !harness::row_has(s, "Bocchi the Rock!", "↑")
+        harness::row_has(s, "Bocchi the Rock!", "6 / 12")
+            && !harness::row_has(s, "Bocchi the Rock!", "↑")
     });
     eprintln!("shown {:?} after the command started", started.elapsed());
     assert!(harness::list_synced(&screen));
-    assert_eq!(fake.patches().len(), requests_before + 1, "exactly one request");
+    assert_eq!(
+        fake.patches().len(),
+        requests_before + 1,
+        "exactly one request"
+    );
     assert_eq!(harness::patched(&fake, 101), ["6"]);
     tmux.quit_restored();
 }
@@ -664,7 +743,9 @@ fn the_list_and_many_commands_at_once_send_each_change_once_and_in_order() {
             && !harness::row_has(s, "Bocchi the Rock!", "↑")
     });
     let sent = harness::patched(&fake, 101);
-    let expected: Vec<String> = (6..=(5 + sent.len() as u32)).map(|n| n.to_string()).collect();
+    let expected: Vec<String> = (6..=(5 + sent.len() as u32))
+        .map(|n| n.to_string())
+        .collect();
     assert_eq!(sent, expected, "each change once, in order:\n{screen}");
     assert!(sent.len() == 5 || sent.len() == 6, "{sent:?}");
     assert_eq!(fake.watched(101), Some(5 + sent.len() as u32));

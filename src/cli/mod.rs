@@ -211,6 +211,15 @@ type Outcome = Result<Exit, Failure>;
 /// Runs what the command line asks for; returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        // A command whose reader has gone (`malt list | head -3`) ends quietly, as `cat` does,
+        // instead of failing to print.
+        #[cfg(unix)]
+        // SAFETY: setting a signal's disposition to its default before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let _log = crate::app::init_logging();
     let outcome = run(cli);
     match outcome {

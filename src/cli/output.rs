@@ -1,7 +1,7 @@
 //! How the commands write: plain lines (coloured only on a terminal, never with `NO_COLOR`), the
 //! JSON shape of an entry (documented in README, "Commands for scripts"), and messages on stderr.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
@@ -36,11 +36,17 @@ pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
-/// Prints `value` as pretty JSON on stdout.
+/// Prints `value` as JSON on stdout: indented on a terminal, compact for a program (as `gh` does).
 pub fn print_json(value: &impl Serialize) -> Result<(), super::Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| super::Failure::error(format!("cannot write JSON: {e}")))?;
-    println!("{text}");
+    let text = if stdout_is_terminal() {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }
+    .map_err(|e| super::Failure::error(format!("cannot write JSON: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`malt list --json | head -c 10`) is not an error worth a word.
+    let _ = writeln!(out, "{text}");
     Ok(())
 }
 

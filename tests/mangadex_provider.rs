@@ -202,6 +202,31 @@ fn read_body(read: &[&str], unread: &[&str]) -> Value {
     Value::Object(body)
 }
 
+/// Whether a MangaDex API path is the user's (needs the login) rather than public data.
+fn is_users(path: &str) -> bool {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(
+        segs.as_slice(),
+        ["manga", "status"] | ["manga", "read"] | ["manga", _, "status"] | ["manga", _, "read"]
+    )
+}
+
+/// The user's endpoints were sent `access`, public ones no `Authorization` at all (MangaDex's
+/// authentication guide: an authenticated request cannot be cached).
+fn assert_login_only_on_the_users_endpoints(log: &[Req], access: &str) {
+    for r in log {
+        if is_users(&r.path) {
+            assert_eq!(r.bearer.as_deref(), Some(access), "{} {}", r.method, r.path);
+        } else {
+            assert!(
+                !r.auth,
+                "the login sent with {} {}?{}",
+                r.method, r.path, r.query
+            );
+        }
+    }
+}
+
 fn now_secs() -> i64 {
     jiff::Timestamp::now().as_second()
 }
@@ -261,7 +286,8 @@ async fn every_reading_status_arrives_with_its_title_cover_and_furthest_chapter_
     assert_eq!(by_id(&fetched.entries, &adult).title, "Adult title");
     assert_eq!(arrived.lock().unwrap().last(), Some(&7));
 
-    // status, titles, read markers, then one aggregate per title; all with the login.
+    // status, titles, read markers, then one aggregate per title; the login only on the user's
+    // list (titles and chapters are public: MangaDex caches them only when asked without it).
     let log = s.fake.api_requests();
     let asked: Vec<String> = log
         .iter()
@@ -280,11 +306,11 @@ async fn every_reading_status_arrives_with_its_title_cover_and_furthest_chapter_
         .collect();
     want.sort();
     assert_eq!(aggregates, want);
-    let access = s.stored().access_token;
+    assert_login_only_on_the_users_endpoints(&log, &s.stored().access_token);
     for r in &log {
-        assert_eq!(r.bearer.as_deref(), Some(access.as_str()), "{}", r.path);
         assert_eq!(r.status, 200, "{} {}", r.path, r.query);
     }
+    assert!(log[0].auth && !log[1].auth && log[2].auth && !log[3].auth);
     assert_eq!(log[1].query_array("ids").len(), 7);
     assert!(
         log[1]
@@ -826,6 +852,58 @@ async fn search_and_details_need_no_login_and_remember_the_ids() {
     assert_eq!(s.fake.api_requests().len(), before);
 }
 
+#[tokio::test]
+async fn public_data_is_asked_without_the_login_and_the_list_with_it() {
+    let s = setup().await;
+    let (id, c) = reading_title(&s, 1, "reading", 1);
+    s.fake.edit_manga(&id, |m| {
+        m.author_name = "Writer".into();
+    });
+    s.fake.edit_manga(&id, |m| *m = m.clone().artist("Painter"));
+    let md = s.logged_in().await;
+    md.fetch_list(MANGA, &|_| {}).await.unwrap();
+    // After a restart, a change looks the title up first (chapters, markers), then marks.
+    let md = s.provider();
+    let ack = md
+        .apply(MANGA, mid(&id), &Change::progress(2))
+        .await
+        .unwrap();
+    assert_eq!(ack.state.unwrap().progress, 2);
+    assert_eq!(s.fake.read_set(&id).len(), 2);
+    assert!(s.fake.read_set(&id).contains(&c(2)));
+    md.current(MANGA, mid(&id)).await.unwrap();
+    md.search(MANGA, "title").await.unwrap();
+    md.details(MANGA, mid(&id)).await.unwrap();
+
+    let log = s.fake.api_requests();
+    let asked: BTreeSet<String> = log
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    for want in [
+        "GET /manga/status".to_string(),
+        "GET /manga".into(),
+        "GET /manga/read".into(),
+        format!("GET /manga/{id}/aggregate"),
+        format!("GET /manga/{id}/read"),
+        format!("POST /manga/{id}/read"),
+        format!("GET /manga/{id}/status"),
+        format!("GET /manga/{id}"),
+    ] {
+        assert!(asked.contains(&want), "{want} not in {asked:?}");
+    }
+    assert_login_only_on_the_users_endpoints(&log, &s.stored().access_token);
+    assert!(log.iter().all(|r| r.status == 200), "{log:#?}");
+
+    // The details ask for the artist as well as the author (both are read).
+    let details = log.last().unwrap();
+    assert_eq!(details.path, format!("/manga/{id}"));
+    assert_eq!(
+        details.query_array("includes"),
+        ["cover_art", "author", "artist"]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The outbox worker
 
@@ -1145,10 +1223,13 @@ async fn keep_fresh_renews_the_access_token_before_it_expires_and_saves_the_rota
     // The old refresh token is spent: MangaDex refuses it now.
     let e = s.fake.refresh_elsewhere(&old.refresh_token).unwrap_err();
     assert!(e.contains("Stale token"), "{e}");
-    // The new access token is the one used.
+    // The new access token is the one used (on the user's list; the last request, a chapter
+    // list, is public).
+    let from = s.fake.api_requests().len();
     md.fetch_list(MANGA, &|_| {}).await.unwrap();
-    let last = s.fake.api_requests().pop().unwrap();
-    assert_eq!(last.bearer.as_deref(), Some(new.access_token.as_str()));
+    let first = s.fake.api_requests()[from].clone();
+    assert_eq!(first.path, "/manga/status");
+    assert_eq!(first.bearer.as_deref(), Some(new.access_token.as_str()));
     assert_eq!(s.fake.refresh_count(), 1);
 }
 

@@ -581,7 +581,10 @@ mod tests {
         );
         for bad in [r#"["e n"]"#, r#"["e"]"#, r#"["zh-hant"]"#, r#"["pt_br"]"#] {
             let msg = languages(bad).unwrap_err();
-            assert!(msg.contains("is not a MangaDex language code"), "{bad}: {msg}");
+            assert!(
+                msg.contains("is not a MangaDex language code"),
+                "{bad}: {msg}"
+            );
         }
         assert_eq!(
             languages(r#"["es-la", " pt-br ", "ja-ro", "zh-hk"]"#).unwrap(),

@@ -216,12 +216,14 @@ pub fn search_url(base: &Url, query: &str) -> Url {
     url
 }
 
-/// `GET /manga/{id}?includes[]=cover_art&includes[]=author`.
+/// `GET /manga/{id}?includes[]=cover_art&includes[]=author&includes[]=artist`: the cover, and
+/// the names of who wrote and who drew it (without the includes only their ids come).
 pub fn details_url(base: &Url, manga: &str) -> Url {
     let mut url = endpoint(base, &["manga", manga]);
     url.query_pairs_mut()
         .append_pair("includes[]", "cover_art")
-        .append_pair("includes[]", "author");
+        .append_pair("includes[]", "author")
+        .append_pair("includes[]", "artist");
     url
 }
 
@@ -939,7 +941,7 @@ pub struct Manga {
     pub original_language: Option<String>,
     /// The cover's file name (with `includes[]=cover_art`).
     pub cover_file: Option<String>,
-    /// Authors and artists (with `includes[]=author`).
+    /// Authors and artists (with `includes[]=author` and `includes[]=artist`).
     pub authors: Vec<String>,
 }
 
@@ -1693,7 +1695,7 @@ mod tests {
         assert_eq!(q["limit"], "20");
         assert_eq!(
             details_url(&api, "m").as_str(),
-            "https://api.mangadex.org/manga/m?includes%5B%5D=cover_art&includes%5B%5D=author"
+            "https://api.mangadex.org/manga/m?includes%5B%5D=cover_art&includes%5B%5D=author&includes%5B%5D=artist"
         );
         assert_eq!(search_query("  "), None);
         assert_eq!(

@@ -9,7 +9,8 @@
 //! MangaDex keeps no "chapters read" counter: the list holds a reading status per title, and the
 //! chapters marked read. Progress is the position of the furthest read chapter in the order the
 //! aggregate gives (in the configured languages); a progress change marks exactly the chapters
-//! between read or unread, in one request. What was learnt of a title (status, read markers,
+//! between read or unread, in one request, or several of at most 250 chapters for a long jump
+//! (MangaDex takes 10 KB a request). What was learnt of a title (status, read markers,
 //! chapter order) is kept in memory from the last fetch, so a change needs no lookups; after a
 //! restart the first change of a title looks them up first.
 //!
@@ -462,7 +463,9 @@ impl Provider for Mangadex {
                 "MangaDex has no chapters of this title in {languages}: nothing to mark read"
             )));
         }
-        if let Some(s) = new_status {
+        // Each request that lands is remembered before the next is sent: a change tried again
+        // after a failure (or a kill) between two of them sends only what is still missing.
+        if let Some(s) = new_status.filter(|s| status != Some(*s)) {
             let body = api::status_body(Some(s));
             self.post(api::status_url(&self.api, &uuid), &body)
                 .await?
@@ -472,12 +475,12 @@ impl Provider for Mangadex {
         }
         if let Some(n) = patch.progress {
             let marks = api::read_change(&chapters, &read, n);
-            if !marks.is_empty() {
-                self.post(api::read_url(&self.api, &uuid), &api::read_body(&marks))
+            for part in api::read_parts(&marks) {
+                self.post(api::read_url(&self.api, &uuid), &api::read_body(&part))
                     .await?
                     .found(no_longer_there)?;
-                read.extend(marks.read.iter().cloned());
-                for id in &marks.unread {
+                read.extend(part.read.iter().cloned());
+                for id in &part.unread {
                     read.remove(id);
                 }
                 let now = read.clone();
@@ -584,6 +587,10 @@ impl Provider for Mangadex {
             Some(known) if known != uuid => None,
             _ => Some(id),
         }
+    }
+
+    fn lands_in_parts(&self) -> bool {
+        true
     }
 }
 

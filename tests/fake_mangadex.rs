@@ -1001,6 +1001,78 @@ async fn read_markers_match_the_fixture() {
     assert_eq!(fake.read_set(NAGATORO).len(), 1);
 }
 
+#[tokio::test]
+async fn a_read_body_over_10_kb_is_refused_and_changes_nothing() {
+    let fake = fake().await;
+    let (token, _) = login(&fake).await;
+    let manga = mangadex::uuid();
+    fake.add_manga(Manga::new(&manga, "Long"));
+    let ids: Vec<String> = (0..300).map(|_| mangadex::uuid()).collect();
+    fake.add_chapters(
+        &manga,
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| Chapter::new(id, None, Some(&(i + 1).to_string())))
+            .collect(),
+    );
+    let path = format!("/manga/{manga}/read");
+    // 300 ids: about 11.7 KB.
+    let body = json!({ "chapterIdsRead": ids });
+    assert!(body.to_string().len() > mangadex::READ_BODY_LIMIT);
+    let (title, detail) = assert_error(&post(&fake, &path, Some(&token), body).await, 400);
+    assert_eq!(
+        (title.as_str(), detail.as_str()),
+        ("Bad Request", "Request body is too large")
+    );
+    assert!(fake.read_markers(&manga).is_empty());
+    // 250 ids: under 10,000 bytes, taken.
+    let body = json!({ "chapterIdsRead": ids[..250] });
+    assert!(body.to_string().len() < 10_000);
+    let r = post(&fake, &path, Some(&token), body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(fake.read_markers(&manga).len(), 250);
+}
+
+#[tokio::test]
+async fn a_language_code_mangadex_does_not_write_is_a_400() {
+    let fake = fake().await;
+    let manga = mangadex::uuid();
+    fake.add_manga(Manga::new(&manga, "Languages"));
+    let la = mangadex::uuid();
+    fake.add_chapter(&manga, Chapter::new(&la, None, Some("1")).language("es-la"));
+    let aggregate = |langs: &str| format!("/manga/{manga}/aggregate?{langs}");
+    for bad in ["es-419", "e", "english", "pt_br", "zh-hant"] {
+        let r = get(
+            &fake,
+            &aggregate(&format!(
+                "translatedLanguage[]=en&translatedLanguage[]={bad}"
+            )),
+            None,
+        )
+        .await;
+        let (_, detail) = assert_error(&r, 400);
+        assert_eq!(
+            detail,
+            r"Error validating /translatedLanguage/1: Does not match the regex pattern ^[a-zA-Z\-]{2,5}$",
+            "{bad}"
+        );
+    }
+    for good in ["es-la", "pt-br", "EN", "ja-ro"] {
+        let r = get(
+            &fake,
+            &aggregate(&format!("translatedLanguage[]={good}")),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{good}: {}", r.text);
+    }
+    let r = get(&fake, &aggregate("translatedLanguage[]=es-la"), None).await;
+    assert_eq!(
+        r.json()["volumes"]["none"]["chapters"]["1"]["id"],
+        json!(la)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Aggregate
 // ---------------------------------------------------------------------------
@@ -1191,6 +1263,15 @@ async fn manga_entity_has_the_fixtures_shape() {
         .map(|r| r["type"].as_str().unwrap())
         .collect();
     assert_eq!(types, ["author", "artist", "cover_art"]);
+    // The author drew it: the artist is the same person.
+    assert_eq!(
+        data["relationships"][0]["id"],
+        data["relationships"][1]["id"]
+    );
+    assert_eq!(
+        data["relationships"][1]["attributes"]["name"],
+        "774 (Nanashi)"
+    );
     assert_eq!(
         data["relationships"][2]["attributes"]["fileName"],
         "5e4a4e0e-b2a6-4e7e-8e6e-169a8d26c7a8.jpg"
@@ -1227,6 +1308,46 @@ async fn manga_entity_has_the_fixtures_shape() {
     let (title, _) = assert_error(&get(&fake, &format!("/manga/{unknown}"), None).await, 404);
     assert_eq!(title, "Not Found");
     assert_error(&get(&fake, "/manga/12345", None).await, 400);
+
+    // Drawn by someone else: the artist is another person, named only with includes[]=artist.
+    let drawn = mangadex::uuid();
+    fake.add_manga(
+        Manga::new(&drawn, "Drawn")
+            .author("Writer")
+            .artist("Painter"),
+    );
+    async fn names(
+        fake: &FakeMangadex,
+        manga: &str,
+        includes: &str,
+    ) -> Vec<(String, Option<String>)> {
+        let r = get(fake, &format!("/manga/{manga}?{includes}"), None).await;
+        r.json()["data"]["relationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["type"].as_str().unwrap().to_string(),
+                    r["attributes"]["name"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    }
+    assert_eq!(
+        names(&fake, &drawn, "includes[]=author&includes[]=artist").await,
+        [
+            ("author".to_string(), Some("Writer".to_string())),
+            ("artist".to_string(), Some("Painter".to_string())),
+        ]
+    );
+    assert_eq!(
+        names(&fake, &drawn, "includes[]=author").await,
+        [
+            ("author".to_string(), Some("Writer".to_string())),
+            ("artist".to_string(), None),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -1539,6 +1660,14 @@ async fn faults_are_served() {
         .await;
     assert!(slow.is_err());
     assert_eq!(get(&fake, "/manga", None).await.status, 200);
+
+    // In the middle of a run: two normal answers, then the fault, then normal again.
+    fake.fail_after(2, 1, Fault::ServerError);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(&fake, "/manga", None).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 500, 200]);
 
     // Several in a row, then normal again.
     fake.fail_next(2, Fault::ServerError);

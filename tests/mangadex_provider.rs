@@ -202,6 +202,31 @@ fn read_body(read: &[&str], unread: &[&str]) -> Value {
     Value::Object(body)
 }
 
+/// Whether a MangaDex API path is the user's (needs the login) rather than public data.
+fn is_users(path: &str) -> bool {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(
+        segs.as_slice(),
+        ["manga", "status"] | ["manga", "read"] | ["manga", _, "status"] | ["manga", _, "read"]
+    )
+}
+
+/// The user's endpoints were sent `access`, public ones no `Authorization` at all (MangaDex's
+/// authentication guide: an authenticated request cannot be cached).
+fn assert_login_only_on_the_users_endpoints(log: &[Req], access: &str) {
+    for r in log {
+        if is_users(&r.path) {
+            assert_eq!(r.bearer.as_deref(), Some(access), "{} {}", r.method, r.path);
+        } else {
+            assert!(
+                !r.auth,
+                "the login sent with {} {}?{}",
+                r.method, r.path, r.query
+            );
+        }
+    }
+}
+
 fn now_secs() -> i64 {
     jiff::Timestamp::now().as_second()
 }
@@ -261,7 +286,8 @@ async fn every_reading_status_arrives_with_its_title_cover_and_furthest_chapter_
     assert_eq!(by_id(&fetched.entries, &adult).title, "Adult title");
     assert_eq!(arrived.lock().unwrap().last(), Some(&7));
 
-    // status, titles, read markers, then one aggregate per title; all with the login.
+    // status, titles, read markers, then one aggregate per title; the login only on the user's
+    // list (titles and chapters are public: MangaDex caches them only when asked without it).
     let log = s.fake.api_requests();
     let asked: Vec<String> = log
         .iter()
@@ -280,11 +306,11 @@ async fn every_reading_status_arrives_with_its_title_cover_and_furthest_chapter_
         .collect();
     want.sort();
     assert_eq!(aggregates, want);
-    let access = s.stored().access_token;
+    assert_login_only_on_the_users_endpoints(&log, &s.stored().access_token);
     for r in &log {
-        assert_eq!(r.bearer.as_deref(), Some(access.as_str()), "{}", r.path);
         assert_eq!(r.status, 200, "{} {}", r.path, r.query);
     }
+    assert!(log[0].auth && !log[1].auth && log[2].auth && !log[3].auth);
     assert_eq!(log[1].query_array("ids").len(), 7);
     assert!(
         log[1]
@@ -826,6 +852,58 @@ async fn search_and_details_need_no_login_and_remember_the_ids() {
     assert_eq!(s.fake.api_requests().len(), before);
 }
 
+#[tokio::test]
+async fn public_data_is_asked_without_the_login_and_the_list_with_it() {
+    let s = setup().await;
+    let (id, c) = reading_title(&s, 1, "reading", 1);
+    s.fake.edit_manga(&id, |m| {
+        m.author_name = "Writer".into();
+    });
+    s.fake.edit_manga(&id, |m| *m = m.clone().artist("Painter"));
+    let md = s.logged_in().await;
+    md.fetch_list(MANGA, &|_| {}).await.unwrap();
+    // After a restart, a change looks the title up first (chapters, markers), then marks.
+    let md = s.provider();
+    let ack = md
+        .apply(MANGA, mid(&id), &Change::progress(2))
+        .await
+        .unwrap();
+    assert_eq!(ack.state.unwrap().progress, 2);
+    assert_eq!(s.fake.read_set(&id).len(), 2);
+    assert!(s.fake.read_set(&id).contains(&c(2)));
+    md.current(MANGA, mid(&id)).await.unwrap();
+    md.search(MANGA, "title").await.unwrap();
+    md.details(MANGA, mid(&id)).await.unwrap();
+
+    let log = s.fake.api_requests();
+    let asked: BTreeSet<String> = log
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    for want in [
+        "GET /manga/status".to_string(),
+        "GET /manga".into(),
+        "GET /manga/read".into(),
+        format!("GET /manga/{id}/aggregate"),
+        format!("GET /manga/{id}/read"),
+        format!("POST /manga/{id}/read"),
+        format!("GET /manga/{id}/status"),
+        format!("GET /manga/{id}"),
+    ] {
+        assert!(asked.contains(&want), "{want} not in {asked:?}");
+    }
+    assert_login_only_on_the_users_endpoints(&log, &s.stored().access_token);
+    assert!(log.iter().all(|r| r.status == 200), "{log:#?}");
+
+    // The details ask for the artist as well as the author (both are read).
+    let details = log.last().unwrap();
+    assert_eq!(details.path, format!("/manga/{id}"));
+    assert_eq!(
+        details.query_array("includes"),
+        ["cover_art", "author", "artist"]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The outbox worker
 
@@ -988,6 +1066,227 @@ async fn three_quick_changes_are_three_posts_in_order() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Long jumps: MangaDex takes at most 10 KB a request
+
+/// Title `n` with `count` chapters (no volume, numbered 1..=count, upload `n:k` for chapter k),
+/// `read` of them read.
+fn long_title(s: &Setup, n: u32, count: u32, status: &str, read: u32) -> String {
+    let id = manga_uuid(n);
+    s.fake.add_manga(Manga::new(&id, &format!("Long {n}")));
+    s.fake.add_chapters(
+        &id,
+        (1..=count)
+            .map(|k| Chapter::new(&chapter_uuid(n, k), None, Some(&k.to_string())))
+            .collect(),
+    );
+    s.fake.set_status(&id, Some(status));
+    let marks: Vec<String> = (1..=read).map(|k| chapter_uuid(n, k)).collect();
+    let marks: Vec<&str> = marks.iter().map(String::as_str).collect();
+    s.fake.mark_read(&id, &marks);
+    id
+}
+
+/// Chapters `from..=to` of title `n`.
+fn chapters(n: u32, from: u32, to: u32) -> Vec<String> {
+    (from..=to).map(|k| chapter_uuid(n, k)).collect()
+}
+
+/// The ids each read POST that MangaDex took marked read (or unread), in order; every POST's
+/// body under MangaDex's limit.
+fn landed_marks(s: &Setup, manga: &str, key: &str) -> Vec<Vec<String>> {
+    s.read_posts(manga)
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| {
+            assert!(r.body.len() <= support::mangadex::READ_BODY_LIMIT);
+            let body = r.json().unwrap();
+            serde_json::from_value(body[key].clone()).unwrap()
+        })
+        .collect()
+}
+
+/// No chapter was marked by two requests that landed.
+fn assert_no_chapter_sent_twice(parts: &[Vec<String>]) {
+    let mut seen = BTreeSet::new();
+    for id in parts.iter().flatten() {
+        assert!(seen.insert(id.clone()), "{id} sent twice");
+    }
+}
+
+#[tokio::test]
+async fn a_jump_past_250_chapters_is_several_posts_in_order_each_under_10_kb() {
+    let s = setup().await;
+    let id = long_title(&s, 1, 600, "reading", 10);
+    let md = s.logged_in().await;
+    md.fetch_list(MANGA, &|_| {}).await.unwrap();
+
+    // `e 600`: chapters 11..=600, 250 at a time from the first.
+    let ack = md
+        .apply(MANGA, mid(&id), &Change::progress(600))
+        .await
+        .unwrap();
+    assert_eq!(ack.state.unwrap().progress, 600);
+    assert_eq!(
+        landed_marks(&s, &id, "chapterIdsRead"),
+        [
+            chapters(1, 11, 260),
+            chapters(1, 261, 510),
+            chapters(1, 511, 600)
+        ]
+    );
+    assert_eq!(s.read_posts(&id).len(), 3, "every request taken");
+    assert_eq!(s.fake.read_set(&id).len(), 600);
+
+    // `e 0`: unmarked from the last chapter back, so each request moves the count down.
+    let ack = md
+        .apply(MANGA, mid(&id), &Change::progress(0))
+        .await
+        .unwrap();
+    assert_eq!(ack.state.unwrap().progress, 0);
+    let unread: Vec<Vec<String>> = s.read_posts(&id)[3..]
+        .iter()
+        .map(|r| serde_json::from_value(r.json().unwrap()["chapterIdsUnread"].clone()).unwrap())
+        .collect();
+    assert_eq!(
+        unread,
+        [
+            chapters(1, 351, 600),
+            chapters(1, 101, 350),
+            chapters(1, 1, 100)
+        ]
+    );
+    assert!(s.fake.read_set(&id).is_empty());
+}
+
+#[tokio::test]
+async fn a_failure_between_two_posts_is_carried_on_without_sending_a_chapter_twice() {
+    let s = setup().await;
+    let id = long_title(&s, 1, 600, "reading", 0);
+    let md = s.logged_in().await;
+    md.fetch_list(MANGA, &|_| {}).await.unwrap();
+    let provider: Arc<dyn Provider> = Arc::new(md);
+    let db = store(&s);
+    enqueue(&db, &id, 600, 0, true).await;
+    // The first 250 chapters land; the second request fails.
+    s.fake.fail_after(1, 1, Fault::ServerError);
+    let mut worker = run_worker(provider, &db);
+    let e = worker.next_news().await;
+    assert!(matches!(e, Event::Retrying { .. }), "{e:?}");
+    assert_eq!(s.fake.read_set(&id).len(), 250);
+    assert_eq!(pending(&db).await, 1, "the change waits");
+
+    // Tried again: MangaDex holds chapter 250, between where the change started and where it
+    // goes: the change itself part of the way, not an edit made elsewhere. The rest is sent.
+    db.call(|st| st.due_now(Service::Mangadex)).await.unwrap();
+    worker.kick.notify_one();
+    let e = worker.next_news().await;
+    assert_eq!(delivered(&e, &id), Some(600), "{e:?}");
+    assert_eq!(pending(&db).await, 0);
+    let landed = landed_marks(&s, &id, "chapterIdsRead");
+    assert_eq!(
+        landed,
+        [
+            chapters(1, 1, 250),
+            chapters(1, 251, 500),
+            chapters(1, 501, 600)
+        ]
+    );
+    assert_no_chapter_sent_twice(&landed);
+    assert_eq!(s.fake.read_set(&id).len(), 600);
+}
+
+#[tokio::test]
+async fn a_kill_between_two_posts_loses_nothing_and_the_next_run_sends_only_the_rest() {
+    let s = setup().await;
+    let id = long_title(&s, 1, 600, "plan_to_read", 0);
+    let md = s.logged_in().await;
+    md.fetch_list(MANGA, &|_| {}).await.unwrap();
+    let planned = malt::domain::ListState {
+        status: Some(Status::Planning),
+        ..Default::default()
+    };
+    // `e 600` on a planned title: reading, and 600 chapters read.
+    let change = Change::Set(Patch {
+        status: Some(Status::Current),
+        progress: Some(600),
+        start_date: Some("2025-01-02".into()),
+        ..Patch::default()
+    });
+    let db = store(&s);
+    let (media_id, queued, base_state) = (mid(&id), change.clone(), planned.clone());
+    db.call(move |st| {
+        st.insert_op(malt::store::NewOp {
+            service: Service::Mangadex,
+            kind: MANGA,
+            media_id,
+            base: malt::domain::Field::Status
+                .value(Some(&base_state))
+                .unwrap(),
+            change: queued,
+            now_ms: now_ms(),
+            verified: true,
+            entry: None,
+            base_state: Some(base_state),
+        })
+    })
+    .await
+    .unwrap();
+    // The status and the first 250 chapters land, then malt is gone (the second request fails
+    // and the worker is stopped while it waits: what MangaDex holds is what a kill leaves).
+    s.fake.fail_after(2, 1, Fault::ServerError);
+    let mut worker = run_worker(Arc::new(md), &db);
+    let e = worker.next_news().await;
+    assert!(matches!(e, Event::Retrying { .. }), "{e:?}");
+    drop(worker);
+    drop(db);
+    assert_eq!(s.fake.status(&id).as_deref(), Some("reading"));
+    assert_eq!(s.fake.read_set(&id).len(), 250);
+
+    // The next run: a new process (the change is checked before it is sent), nothing in memory.
+    let db = store(&s);
+    db.call(|st| st.due_now(Service::Mangadex)).await.unwrap();
+    let ops = db.call(|st| st.pending(Service::Mangadex)).await.unwrap();
+    assert_eq!(ops.len(), 1, "nothing lost");
+    assert!(!ops[0].verified);
+    let from = s.fake.api_requests().len();
+    let mut worker = run_worker(Arc::new(s.provider()), &db);
+    let e = worker.next_news().await;
+    let Event::Delivered {
+        state: Some(state), ..
+    } = &e
+    else {
+        panic!("{e:?}");
+    };
+    assert_eq!((state.status, state.progress), (Some(Status::Current), 600));
+    assert_eq!(pending(&db).await, 0);
+    // Looked up, then only the missing chapters: the status is not sent again, no chapter twice.
+    let after: Vec<String> = s.asked(from);
+    assert_eq!(
+        after.iter().filter(|a| a.starts_with("POST")).count(),
+        2,
+        "{after:?}"
+    );
+    let statuses: Vec<Req> = s
+        .fake
+        .api_requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/status"))
+        .collect();
+    assert_eq!(statuses.len(), 1, "the status is sent once");
+    let landed = landed_marks(&s, &id, "chapterIdsRead");
+    assert_eq!(
+        landed,
+        [
+            chapters(1, 1, 250),
+            chapters(1, 251, 500),
+            chapters(1, 501, 600)
+        ]
+    );
+    assert_no_chapter_sent_twice(&landed);
+    assert_eq!(s.fake.read_set(&id).len(), 600);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Logging in and the session
 
 #[tokio::test]
@@ -1145,10 +1444,13 @@ async fn keep_fresh_renews_the_access_token_before_it_expires_and_saves_the_rota
     // The old refresh token is spent: MangaDex refuses it now.
     let e = s.fake.refresh_elsewhere(&old.refresh_token).unwrap_err();
     assert!(e.contains("Stale token"), "{e}");
-    // The new access token is the one used.
+    // The new access token is the one used (on the user's list; the last request, a chapter
+    // list, is public).
+    let from = s.fake.api_requests().len();
     md.fetch_list(MANGA, &|_| {}).await.unwrap();
-    let last = s.fake.api_requests().pop().unwrap();
-    assert_eq!(last.bearer.as_deref(), Some(new.access_token.as_str()));
+    let first = s.fake.api_requests()[from].clone();
+    assert_eq!(first.path, "/manga/status");
+    assert_eq!(first.bearer.as_deref(), Some(new.access_token.as_str()));
     assert_eq!(s.fake.refresh_count(), 1);
 }
 

@@ -382,12 +382,9 @@ fn validate_mangadex(raw: RawMangadex) -> Result<MangadexConfig, String> {
     if languages.is_empty() {
         return Err("[mangadex] languages is empty: list at least one, like [\"en\"]".into());
     }
-    if let Some(bad) = languages
-        .iter()
-        .find(|l| l.len() > 12 || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-    {
+    if let Some(bad) = languages.iter().find(|l| !is_mangadex_language(l)) {
         return Err(format!(
-            "[mangadex] languages: {bad:?} is not a language code like \"en\" or \"pt-br\""
+            "[mangadex] languages: {bad:?} is not a MangaDex language code (2 to 5 letters or dashes, like \"en\" or \"pt-br\"; Latin-American Spanish is \"es-la\", not \"es-419\")"
         ));
     }
     Ok(MangadexConfig {
@@ -398,6 +395,13 @@ fn validate_mangadex(raw: RawMangadex) -> Result<MangadexConfig, String> {
         auth_url,
         languages,
     })
+}
+
+/// A language code as MangaDex writes them (`translatedLanguage[]` must match
+/// `^[a-zA-Z\-]{2,5}$`, or every chapter list is refused with 400): `en`, `pt-br`, `es-la`, not
+/// the BCP 47 `es-419`.
+fn is_mangadex_language(code: &str) -> bool {
+    (2..=5).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
 }
 
 const ANILIST_NO_CLIENT_ID: &str = "[anilist] client_id is missing: create an API client at https://anilist.co/settings/developer and copy its ID here";
@@ -565,10 +569,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("languages is empty"), "{msg}");
-        let msg = parse("[mangadex]\nclient_id = \"x\"\nclient_secret = \"y\"\nusername = \"z\"\nlanguages = [\"e n\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("not a language code"), "{msg}");
+        let languages = |list: &str| {
+            parse(&format!("[mangadex]\nclient_id = \"x\"\nclient_secret = \"y\"\nusername = \"z\"\nlanguages = {list}\n"))
+                .map(|c| c.mangadex.unwrap().languages)
+                .map_err(|e| e.to_string())
+        };
+        // MangaDex's codes: ^[a-zA-Z\-]{2,5}$; anything else would make every chapter list fail.
+        assert_eq!(
+            languages(r#"["en", "es-419"]"#).unwrap_err(),
+            r#"/cfg/config.toml: [mangadex] languages: "es-419" is not a MangaDex language code (2 to 5 letters or dashes, like "en" or "pt-br"; Latin-American Spanish is "es-la", not "es-419")"#
+        );
+        for bad in [r#"["e n"]"#, r#"["e"]"#, r#"["zh-hant"]"#, r#"["pt_br"]"#] {
+            let msg = languages(bad).unwrap_err();
+            assert!(
+                msg.contains("is not a MangaDex language code"),
+                "{bad}: {msg}"
+            );
+        }
+        assert_eq!(
+            languages(r#"["es-la", " pt-br ", "ja-ro", "zh-hk"]"#).unwrap(),
+            ["es-la", "pt-br", "ja-ro", "zh-hk"]
+        );
         let msg = parse("[mangadex]\npassword = \"no\"\n")
             .unwrap_err()
             .to_string();

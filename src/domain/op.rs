@@ -285,6 +285,55 @@ pub struct Held {
     pub theirs: Option<u32>,
 }
 
+impl Op {
+    /// Whether the service holds this change part of the way, as a change sent in several
+    /// requests is found when it stopped between two of them (a failure, a kill): every field it
+    /// sets still holds its base or already holds the change's value, the count may be anywhere
+    /// between the two, something has moved, and not everything has arrived. `kept` says which
+    /// fields the service keeps (the others never arrive and are left out).
+    ///
+    /// Only for services whose changes land in parts ([`crate::providers::Provider::lands_in_parts`]):
+    /// elsewhere such a state is an edit made elsewhere.
+    pub fn partly_landed(&self, theirs: Option<&ListState>, kept: impl Fn(Field) -> bool) -> bool {
+        let (Change::Set(p), Some(theirs)) = (&self.change, theirs) else {
+            return false;
+        };
+        let main = self.change.field();
+        let set = [
+            (Field::Status, p.status.map(status_value)),
+            (Field::Progress, p.progress),
+            (Field::Volumes, p.volumes),
+            (Field::Score, p.score.map(u32::from)),
+            (Field::Repeating, p.repeating.map(u32::from)),
+        ];
+        let (mut moved, mut arrived) = (false, true);
+        for (field, target) in set {
+            let Some(target) = target.filter(|_| kept(field)) else {
+                continue;
+            };
+            let base = if field == main {
+                Some(self.base)
+            } else {
+                self.base_state.as_ref().and_then(|b| field.value(Some(b)))
+            };
+            let (Some(base), Some(now)) = (base, field.value(Some(theirs))) else {
+                return false;
+            };
+            arrived &= now == target;
+            if now == base {
+                continue;
+            }
+            let between =
+                field == Field::Progress && (base.min(target)..=base.max(target)).contains(&now);
+            if now != target && !between {
+                return false;
+            }
+            moved = true;
+        }
+        moved && !arrived
+    }
+}
+
 /// What the service answered to a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {
@@ -403,5 +452,76 @@ mod tests {
             .describe(MediaKind::Manga, ScoreFormat::Point10),
             "re-reading on"
         );
+    }
+
+    #[test]
+    fn a_change_found_part_of_the_way_there_is_told_from_an_edit_made_elsewhere() {
+        let planned = ListState {
+            status: Some(Status::Planning),
+            ..ListState::default()
+        };
+        let at = |status: Status, progress: u32| ListState {
+            status: Some(status),
+            progress,
+            ..ListState::default()
+        };
+        let op = |change: Change, base: u32, base_state: Option<ListState>| Op {
+            seq: 1,
+            service: Service::Mangadex,
+            kind: MediaKind::Manga,
+            media_id: 1,
+            change,
+            base,
+            attempts: 0,
+            verified: false,
+            entry: None,
+            base_state,
+        };
+        let all = |_: Field| true;
+        // `e 600` on a title read to chapter 10, sent 250 chapters a request.
+        let jump = op(Change::progress(600), 10, Some(at(Status::Current, 10)));
+        let partly = |n: u32| jump.partly_landed(Some(&at(Status::Current, n)), all);
+        assert!(!partly(10), "nothing arrived: the base holds");
+        assert!(partly(260) && partly(510) && partly(599));
+        assert!(!partly(600), "all arrived: landed, not part of the way");
+        assert!(
+            !partly(9) && !partly(601),
+            "outside the jump: an edit made elsewhere"
+        );
+        assert!(!jump.partly_landed(None, all), "removed elsewhere");
+        // Down: `e 0` from 600, unmarked from the last chapter down.
+        let down = op(Change::progress(0), 600, None);
+        assert!(down.partly_landed(Some(&at(Status::Current, 350)), all));
+        assert!(!down.partly_landed(Some(&at(Status::Current, 700)), all));
+        // As for the base, a field the change does not set may differ.
+        assert!(jump.partly_landed(Some(&at(Status::Dropped, 260)), all));
+
+        // The first `+` of a planned title: the status first, then the chapters.
+        let first = op(
+            Change::Set(Patch {
+                status: Some(Status::Current),
+                progress: Some(600),
+                score: Some(8),
+                start_date: Some("2025-01-02".into()),
+                ..Patch::default()
+            }),
+            status_value(Status::Planning),
+            Some(planned.clone()),
+        );
+        // The score never arrives where no scores are kept.
+        let no_scores = |f: Field| f != Field::Score;
+        let partly = |s: ListState| first.partly_landed(Some(&s), no_scores);
+        assert!(partly(at(Status::Current, 0)), "the status only");
+        assert!(partly(at(Status::Current, 250)));
+        assert!(!partly(at(Status::Current, 600)), "all arrived");
+        assert!(!partly(planned.clone()), "nothing arrived");
+        // Chapters read elsewhere on the way cannot be told from ours: the rest is sent all the
+        // same (it only marks the chapters after them).
+        assert!(partly(at(Status::Planning, 250)));
+        assert!(!partly(at(Status::OnHold, 250)), "another status");
+        // Where scores are kept, a score that has not arrived keeps it from having arrived.
+        assert!(first.partly_landed(Some(&at(Status::Current, 600)), all));
+        // A removal is one request.
+        assert!(!op(Change::Remove, 1, None).partly_landed(None, all));
     }
 }

@@ -202,6 +202,15 @@ pub trait Provider: Send + Sync {
         text.trim().parse().ok().filter(|id| *id > 0)
     }
 
+    /// Whether one change may reach the service in several requests (MangaDex: a reading status,
+    /// then the chapters to mark, at most 250 a request). A change found part of the way there
+    /// (stopped between two of them by a failure or a kill) is then carried on rather than taken
+    /// for an edit made elsewhere: see [`crate::domain::Op::partly_landed`]. `apply` must then send
+    /// only what the service does not hold yet.
+    fn lands_in_parts(&self) -> bool {
+        false
+    }
+
     /// Something the user should know about the session while it still works ("the AniList
     /// login ends in 9 days"), checked after each [`Provider::keep_fresh`].
     fn session_warning(&self) -> Option<String> {

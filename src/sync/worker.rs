@@ -6,7 +6,7 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{Event, now_ms};
-use crate::domain::{Ack, Change, ListState, Op, ScoreFormat};
+use crate::domain::{Ack, Change, Field, ListState, Op, ScoreFormat};
 use crate::providers::{Provider, ProviderError};
 use crate::store::{Db, Retry};
 
@@ -185,7 +185,20 @@ impl Worker {
         let field = op.change.field();
         let theirs = field.value(state.as_ref());
         let differs = op.differing_field(state.as_ref());
-        if differs.is_none() {
+        // A change the service takes in several requests, stopped between two of them (a failure,
+        // a kill): this change part of the way, not an edit made elsewhere. The rest is sent (the
+        // provider sends only what is still missing).
+        let partly = differs.is_some()
+            && self.provider.lands_in_parts()
+            && op.partly_landed(state.as_ref(), |f| match f {
+                Field::Score => self.provider.keeps_scores(),
+                Field::Volumes => self.provider.keeps_volumes(),
+                _ => true,
+            });
+        if partly {
+            tracing::info!(media_id, "a change from an earlier try had partly arrived");
+        }
+        if differs.is_none() || partly {
             let _ = self
                 .db
                 .call(move |s| s.set_verified(service, kind, media_id, true))

@@ -44,14 +44,16 @@
 //!   `contentRating[]` defaults to safe, suggestive, erotica — pornographic
 //!   titles vanish even from an `ids[]` query unless asked for), `GET
 //!   /manga/{id}[?includes[]=cover_art|author|artist]` (shaped like
-//!   `manga-entity.json`), `GET /manga/{id}/aggregate[?translatedLanguage[]=…]`,
+//!   `manga-entity.json`), `GET /manga/{id}/aggregate[?translatedLanguage[]=…]`
+//!   (each language `^[a-zA-Z\-]{2,5}$`, else 400: `es-la`, not `es-419`),
 //!   `GET /chapter/{id}[?includes[]=manga|scanlation_group|user]` (shaped like
 //!   `chapter-entity.json`); covers under `GET /covers/{manga}/{file}` (a tiny PNG);
 //! - array parameters must be sent as `name[]=…`: a plain `ids=…` is a string
 //!   to PHP and answers 400 "String value found, but an array is required";
 //! - `POST /manga/{id}/status` takes JSON `{"status": one of [`STATUSES`] | null}`
 //!   (null removes; ≤ 2 KB); `POST /manga/{id}/read` takes JSON
-//!   `{"chapterIdsRead":[…],"chapterIdsUnread":[…]}` (either optional, ≤ 10 KB,
+//!   `{"chapterIdsRead":[…],"chapterIdsUnread":[…]}` (either optional, ≤ 10 KB
+//!   ([`READ_BODY_LIMIT`]), larger: 400 and nothing changes,
 //!   `?updateHistory=` accepted); a chapter id that is not an upload of that
 //!   manga answers 400 and changes nothing; both answer `{"result":"ok"}`;
 //! - an unknown manga or chapter answers 404, an id that is not a UUID 400;
@@ -202,6 +204,11 @@ pub const MALFORMED_TOKEN_BODY: &str = r#"{"access_token":"eyJhbGciOiJSUzI1NiIsI
 /// The site key [`Fault::CaptchaRequired`] sends in `X-Captcha-Sitekey`.
 pub const CAPTCHA_SITEKEY: &str = "6LcQ2iQeAAAAAKwAG6lN3mEyhuM-JgROm0mxkD7e";
 
+/// The largest `POST /manga/{id}/read` body taken: "The size of the body is limited to 10KB"
+/// (MangaDex's OpenAPI spec), read as 10,000 bytes, the stricter of the two readings (about 256
+/// chapter UUIDs).
+pub const READ_BODY_LIMIT: usize = 10_000;
+
 const JSON_CT: &str = "application/json";
 const DEFAULT_CONTENT_RATINGS: [&str; 3] = ["safe", "suggestive", "erotica"];
 const INCLUDES: [&str; 10] = [
@@ -254,6 +261,9 @@ pub struct Manga {
     pub cover_id: String,
     pub author_id: String,
     pub author_name: String,
+    /// `(id, name)` of the artist when someone else drew it; `None`: the author did (the
+    /// `artist` relationship names the author).
+    pub artist: Option<(String, String)>,
     /// `(name, group)`: `genre`, `theme`, `format`, `content`.
     pub tags: Vec<(String, String)>,
     pub created_at: i64,
@@ -282,6 +292,7 @@ impl Manga {
             cover_id: uuid(),
             author_id: uuid(),
             author_name: "Some Author".to_string(),
+            artist: None,
             tags: Vec::new(),
             created_at: EPOCH_2021,
             updated_at: EPOCH_2021 + 86_400,
@@ -352,6 +363,12 @@ impl Manga {
 
     pub fn author(mut self, name: &str) -> Manga {
         self.author_name = name.to_string();
+        self
+    }
+
+    /// An artist who is not the author.
+    pub fn artist(mut self, name: &str) -> Manga {
+        self.artist = Some((uuid(), name.to_string()));
         self
     }
 
@@ -739,6 +756,8 @@ impl Rate {
 }
 
 struct Failure {
+    /// Requests still answered normally before this failure starts.
+    skip: usize,
     remaining: usize,
     fault: Fault,
 }
@@ -1184,6 +1203,7 @@ impl World {
                 }
                 let m = try_out!(self.find_manga(id));
                 let langs = try_out!(array(&q, "translatedLanguage"));
+                try_out!(check_languages("translatedLanguage", &langs));
                 let _groups = try_out!(array(&q, "groups"));
                 (200, self.aggregate(&m.id, &langs))
             }
@@ -1463,7 +1483,7 @@ impl World {
     }
 
     fn post_read(&mut self, user: &str, manga: &str, body: &[u8]) -> (u16, String) {
-        if body.len() > 10_240 {
+        if body.len() > READ_BODY_LIMIT {
             return err(400, "Bad Request", "Request body is too large");
         }
         let Some(v) = parse_json_object(body) else {
@@ -1634,9 +1654,13 @@ impl World {
     fn manga_entity(&self, m: &Manga, includes: &[String]) -> J {
         let inc = |k: &str| includes.iter().any(|i| i == k);
         let creator = |kind: &str| {
-            let mut pairs = vec![("id", J::s(m.author_id.as_str())), ("type", J::s(kind))];
+            let (id, name) = match (&m.artist, kind) {
+                (Some((id, name)), "artist") => (id.as_str(), name.as_str()),
+                _ => (m.author_id.as_str(), m.author_name.as_str()),
+            };
+            let mut pairs = vec![("id", J::s(id)), ("type", J::s(kind))];
             if inc(kind) {
-                pairs.push(("attributes", author_attributes(&m.author_name)));
+                pairs.push(("attributes", author_attributes(name)));
             }
             J::obj(pairs)
         };
@@ -1821,6 +1845,26 @@ fn check_enum(field: &str, values: &[String], allowed: &[&str]) -> Result<(), (u
     Ok(())
 }
 
+/// MangaDex's language codes: `^[a-zA-Z\-]{2,5}$` (`en`, `pt-br`, `es-la`; not `es-419`). The
+/// words are json-schema's (justinrainbow/json-schema, which also says "String value found, but
+/// an array is required").
+fn check_languages(field: &str, values: &[String]) -> Result<(), (u16, String)> {
+    for (i, v) in values.iter().enumerate() {
+        let ok =
+            (2..=5).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-');
+        if !ok {
+            return Err(err(
+                400,
+                "Bad Request",
+                &format!(
+                    "Error validating /{field}/{i}: Does not match the regex pattern ^[a-zA-Z\\-]{{2,5}}$"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_includes(includes: &[String]) -> Result<(), (u16, String)> {
     check_enum("includes", includes, &INCLUDES)
 }
@@ -1889,6 +1933,10 @@ fn parse_json_object(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
 
 fn take_fault(queue: &mut VecDeque<Failure>) -> Option<Fault> {
     let front = queue.front_mut()?;
+    if front.skip > 0 {
+        front.skip -= 1;
+        return None;
+    }
     front.remaining -= 1;
     let fault = front.fault.clone();
     if front.remaining == 0 {
@@ -2680,8 +2728,15 @@ impl FakeMangadex {
 
     /// The next `n` API requests that pass the rate limiter answer `fault`.
     pub fn fail_next(&self, n: usize, fault: Fault) {
+        self.fail_after(0, n, fault);
+    }
+
+    /// After `skip` API requests answered normally, the next `n` answer `fault` (a failure in
+    /// the middle of a run of requests).
+    pub fn fail_after(&self, skip: usize, n: usize, fault: Fault) {
         if n > 0 {
             self.world().faults.push_back(Failure {
+                skip,
                 remaining: n,
                 fault,
             });
@@ -2692,6 +2747,7 @@ impl FakeMangadex {
     pub fn fail_next_auth(&self, n: usize, fault: Fault) {
         if n > 0 {
             self.world().auth_faults.push_back(Failure {
+                skip: 0,
                 remaining: n,
                 fault,
             });

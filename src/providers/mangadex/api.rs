@@ -26,6 +26,9 @@ pub const UPLOADS_URL: &str = "https://uploads.mangadex.org";
 /// Titles asked for at once (`GET /manga?ids[]=…`, `GET /manga/read?ids[]=…`): MangaDex's largest
 /// page.
 pub const BATCH: usize = 100;
+/// Chapter ids sent in one `POST /manga/{id}/read`: MangaDex limits its body to 10 KB, about 256
+/// UUIDs; 250 leave room for the keys.
+pub const READ_BATCH: usize = 250;
 /// Results asked for per search.
 pub const SEARCH_LIMIT: u32 = 20;
 /// The longest search query sent.
@@ -216,12 +219,14 @@ pub fn search_url(base: &Url, query: &str) -> Url {
     url
 }
 
-/// `GET /manga/{id}?includes[]=cover_art&includes[]=author`.
+/// `GET /manga/{id}?includes[]=cover_art&includes[]=author&includes[]=artist`: the cover, and
+/// the names of who wrote and who drew it (without the includes only their ids come).
 pub fn details_url(base: &Url, manga: &str) -> Url {
     let mut url = endpoint(base, &["manga", manga]);
     url.query_pairs_mut()
         .append_pair("includes[]", "cover_art")
-        .append_pair("includes[]", "author");
+        .append_pair("includes[]", "author")
+        .append_pair("includes[]", "artist");
     url
 }
 
@@ -241,6 +246,23 @@ impl ReadChange {
     pub fn is_empty(&self) -> bool {
         self.read.is_empty() && self.unread.is_empty()
     }
+}
+
+/// A progress change as the requests that carry it, in the order to send them, each at most
+/// [`READ_BATCH`] ids: chapters to mark read from the first (so each request that lands moves the
+/// progress up to where it ends), chapters to mark unread from the last (so each moves it down).
+/// Stopped between two of them, the list holds a progress between the two counts, and what is
+/// still missing is the [`read_change`] from there.
+pub fn read_parts(change: &ReadChange) -> Vec<ReadChange> {
+    let read = change.read.chunks(READ_BATCH).map(|ids| ReadChange {
+        read: ids.to_vec(),
+        unread: Vec::new(),
+    });
+    let unread = change.unread.rchunks(READ_BATCH).map(|ids| ReadChange {
+        read: Vec::new(),
+        unread: ids.to_vec(),
+    });
+    read.chain(unread).collect()
 }
 
 /// The body of `POST /manga/{id}/read`: only the lists that hold something.
@@ -939,7 +961,7 @@ pub struct Manga {
     pub original_language: Option<String>,
     /// The cover's file name (with `includes[]=cover_art`).
     pub cover_file: Option<String>,
-    /// Authors and artists (with `includes[]=author`).
+    /// Authors and artists (with `includes[]=author` and `includes[]=artist`).
     pub authors: Vec<String>,
 }
 
@@ -1693,13 +1715,56 @@ mod tests {
         assert_eq!(q["limit"], "20");
         assert_eq!(
             details_url(&api, "m").as_str(),
-            "https://api.mangadex.org/manga/m?includes%5B%5D=cover_art&includes%5B%5D=author"
+            "https://api.mangadex.org/manga/m?includes%5B%5D=cover_art&includes%5B%5D=author&includes%5B%5D=artist"
         );
         assert_eq!(search_query("  "), None);
         assert_eq!(
             search_query(&"x".repeat(500)).unwrap().len(),
             MAX_QUERY_CHARS
         );
+    }
+
+    #[test]
+    fn a_long_jump_is_sent_250_chapters_a_request_in_order() {
+        let ids: Vec<String> = (0..600)
+            .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+            .collect();
+        let up = ReadChange {
+            read: ids.clone(),
+            unread: Vec::new(),
+        };
+        let parts = read_parts(&up);
+        let sizes: Vec<usize> = parts.iter().map(|p| p.read.len()).collect();
+        assert_eq!(sizes, [250, 250, 100]);
+        let sent: Vec<String> = parts.iter().flat_map(|p| p.read.clone()).collect();
+        assert_eq!(sent, ids, "from the first chapter on");
+        for p in &parts {
+            assert!(p.unread.is_empty());
+            // Under MangaDex's 10 KB, however it counts a KB.
+            assert!(read_body(p).to_string().len() < 10_000);
+        }
+        // Down: from the last chapter back, each request in order inside.
+        let down = ReadChange {
+            read: Vec::new(),
+            unread: ids.clone(),
+        };
+        let parts = read_parts(&down);
+        let firsts: Vec<&str> = parts.iter().map(|p| p.unread[0].as_str()).collect();
+        assert_eq!(firsts, [&ids[350], &ids[100], &ids[0]]);
+        assert_eq!(parts[0].unread, ids[350..]);
+        assert_eq!(parts[2].unread, ids[..100]);
+        // Small changes are one request as they were; nothing to change is none.
+        let one = ReadChange {
+            read: ids[..3].to_vec(),
+            unread: Vec::new(),
+        };
+        assert_eq!(read_parts(&one), vec![one]);
+        let full = ReadChange {
+            read: ids[..READ_BATCH].to_vec(),
+            unread: Vec::new(),
+        };
+        assert_eq!(read_parts(&full), vec![full]);
+        assert!(read_parts(&ReadChange::default()).is_empty());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! MangaDex keeps no "chapters read" counter: the list holds a reading status per title, and the
 //! chapters marked read. Progress is the position of the furthest read chapter in the order the
 //! aggregate gives (in the configured languages); a progress change marks exactly the chapters
-//! between read or unread, in one request. What was learnt of a title (status, read markers,
+//! between read or unread, in one request, or several of at most 250 chapters for a long jump
+//! (MangaDex takes 10 KB a request). What was learnt of a title (status, read markers,
 //! chapter order) is kept in memory from the last fetch, so a change needs no lookups; after a
 //! restart the first change of a title looks them up first.
 //!
@@ -67,9 +68,11 @@ struct Known {
 /// Whether a request carries the login.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Auth {
-    /// The user's list.
+    /// The user's list: reading statuses and read markers.
     User,
-    /// Public data (search, details): no login needed, none sent.
+    /// Public data (titles, chapter lists, search, details): sent without the login, as
+    /// MangaDex's authentication guide asks (it cannot cache an authenticated request), and a
+    /// token MangaDex refuses cannot fail them.
     Public,
 }
 
@@ -206,12 +209,12 @@ impl Mangadex {
         }
     }
 
-    /// A GET of the user's list, tried again (after the pause) when MangaDex asks to slow down: a
-    /// fetch is many requests, and one 429 should not lose the ones done.
-    async fn get_patiently(&self, url: Url) -> Result<Answer, ProviderError> {
+    /// A GET tried again (after the pause) when MangaDex asks to slow down: a fetch is many
+    /// requests, and one 429 should not lose the ones done.
+    async fn get_patiently(&self, url: Url, auth: Auth) -> Result<Answer, ProviderError> {
         let mut tries = 0;
         loop {
-            match self.call(Method::GET, url.clone(), None, Auth::User).await {
+            match self.call(Method::GET, url.clone(), None, auth).await {
                 Err(ProviderError::Throttled { wait, .. })
                     if tries < THROTTLE_RETRIES && wait.is_some_and(|w| w <= THROTTLE_PATIENCE) =>
                 {
@@ -230,7 +233,7 @@ impl Mangadex {
     /// no longer has the title).
     async fn fetch_chapters(&self, uuid: &str) -> Result<Option<Vec<Chapter>>, ProviderError> {
         let url = api::aggregate_url(&self.api, uuid, &self.languages);
-        match self.get_patiently(url).await? {
+        match self.get_patiently(url, Auth::Public).await? {
             Answer::NotFound(_) => Ok(None),
             Answer::Data(body) => api::parse_aggregate(&body).map(Some),
         }
@@ -330,7 +333,7 @@ impl Provider for Mangadex {
         }
         let started = self.tick();
         let body = self
-            .get_patiently(api::statuses_url(&self.api))
+            .get_patiently(api::statuses_url(&self.api), Auth::User)
             .await?
             .found(|_| {
                 ProviderError::BadResponse("MangaDex did not find your reading list (404)".into())
@@ -343,7 +346,7 @@ impl Provider for Mangadex {
         let mut titles: HashMap<String, api::Manga> = HashMap::new();
         for batch in uuids.chunks(api::BATCH) {
             let url = api::manga_batch_url(&self.api, batch);
-            let body = self.get_patiently(url).await?.found(|_| {
+            let body = self.get_patiently(url, Auth::Public).await?.found(|_| {
                 ProviderError::BadResponse("MangaDex did not find the titles (404)".into())
             })?;
             let (list, _) = api::parse_manga_list(&body)?;
@@ -353,7 +356,7 @@ impl Provider for Mangadex {
         let mut read: HashMap<String, HashSet<String>> = HashMap::new();
         for batch in uuids.chunks(api::BATCH) {
             let url = api::read_batch_url(&self.api, batch);
-            let body = self.get_patiently(url).await?.found(|_| {
+            let body = self.get_patiently(url, Auth::User).await?.found(|_| {
                 ProviderError::BadResponse("MangaDex did not find the read markers (404)".into())
             })?;
             read.extend(api::parse_read_grouped(&body, batch)?);
@@ -460,7 +463,9 @@ impl Provider for Mangadex {
                 "MangaDex has no chapters of this title in {languages}: nothing to mark read"
             )));
         }
-        if let Some(s) = new_status {
+        // Each request that lands is remembered before the next is sent: a change tried again
+        // after a failure (or a kill) between two of them sends only what is still missing.
+        if let Some(s) = new_status.filter(|s| status != Some(*s)) {
             let body = api::status_body(Some(s));
             self.post(api::status_url(&self.api, &uuid), &body)
                 .await?
@@ -470,12 +475,12 @@ impl Provider for Mangadex {
         }
         if let Some(n) = patch.progress {
             let marks = api::read_change(&chapters, &read, n);
-            if !marks.is_empty() {
-                self.post(api::read_url(&self.api, &uuid), &api::read_body(&marks))
+            for part in api::read_parts(&marks) {
+                self.post(api::read_url(&self.api, &uuid), &api::read_body(&part))
                     .await?
                     .found(no_longer_there)?;
-                read.extend(marks.read.iter().cloned());
-                for id in &marks.unread {
+                read.extend(part.read.iter().cloned());
+                for id in &part.unread {
                     read.remove(id);
                 }
                 let now = read.clone();
@@ -582,6 +587,10 @@ impl Provider for Mangadex {
             Some(known) if known != uuid => None,
             _ => Some(id),
         }
+    }
+
+    fn lands_in_parts(&self) -> bool {
+        true
     }
 }
 
@@ -1011,8 +1020,11 @@ mod tests {
         let mut expected = vec![("GET", pa.as_str()), ("GET", pb.as_str())];
         expected.sort();
         assert_eq!(aggregates, expected);
+        // The login only with the user's list; titles and chapters are public.
         for r in &seen {
-            assert_eq!(r.auth.as_deref(), Some("Bearer tok1"), "{}", r.path);
+            let public = r.path == "/manga" || r.path.ends_with("/aggregate");
+            let want = (!public).then_some("Bearer tok1");
+            assert_eq!(r.auth.as_deref(), want, "{}", r.path);
         }
         assert_eq!(
             pairs(&seen[1]),
@@ -1315,7 +1327,11 @@ mod tests {
         assert_eq!(last.path, format!("/manga/{A}"));
         assert_eq!(
             pairs(&last),
-            vec![("includes[]", "cover_art"), ("includes[]", "author")]
+            vec![
+                ("includes[]", "cover_art"),
+                ("includes[]", "author"),
+                ("includes[]", "artist")
+            ]
         );
         assert_eq!(s.md.service(), Service::Mangadex);
         assert_eq!(s.md.kinds(), &[MediaKind::Manga]);

@@ -67,18 +67,25 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List entries from the cache (no network): by default what you are watching and reading.
+    #[command(after_help = EXIT_CODES)]
     List(list::ListArgs),
     /// Show one entry, with everything the cache knows of it.
+    #[command(after_help = EXIT_CODES)]
     Show(show::ShowArgs),
     /// Count episodes or chapters: `malt progress frieren +1`.
+    #[command(after_help = EXIT_CODES)]
     Progress(progress::ProgressArgs),
     /// Change an entry's score, status, re-watching or dates.
+    #[command(after_help = EXIT_CODES)]
     Set(set::SetArgs),
     /// Search the service and add a title to your list.
+    #[command(after_help = EXIT_CODES)]
     Add(add::AddArgs),
     /// Fetch every list of every logged-in service and send the changes waiting.
+    #[command(after_help = EXIT_CODES)]
     Sync(sync::SyncArgs),
     /// Who is logged in where, the last sync, and changes waiting, refused or in conflict.
+    #[command(after_help = EXIT_CODES)]
     Status(status::StatusArgs),
     /// Log in to a service (the same as `malt --login SERVICE`).
     Login(LoginArgs),

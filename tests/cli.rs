@@ -751,3 +751,95 @@ fn the_list_and_many_commands_at_once_send_each_change_once_and_in_order() {
     assert_eq!(fake.watched(101), Some(5 + sent.len() as u32));
     tmux.quit_restored();
 }
+
+// ---------------------------------------------------------------------------------------------
+// More than one service
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn with_mal_and_anilist_each_entry_is_named_by_its_service_and_scored_in_its_format() {
+    use support::anilist::{DEFAULT_USER_ID, Entry, FakeAnilist, ListStatus, Media};
+    let mal = FakeMal::start_background();
+    mal.add_anime(Anime {
+        watched: 5,
+        ..Anime::new(52991, "Sousou no Frieren", 28)
+    });
+    let anilist = FakeAnilist::start_background();
+    anilist.add_media(Media::anime(154587, "Sousou no Frieren", Some(28)));
+    anilist.add_entry(
+        DEFAULT_USER_ID,
+        Entry::new(154587, ListStatus::Current)
+            .progress(11)
+            .score_raw(85),
+    );
+    let home = Home::new();
+    home.write_config(&format!(
+        "{}\n{}",
+        home.mal_config(&mal),
+        home.anilist_config(&anilist)
+    ));
+    home.log_in(&mal);
+    home.log_in_anilist(&anilist);
+    let out = malt(&home, &["sync"]).assert().code(0);
+    assert!(
+        stdout(&out).contains("MyAnimeList 1 anime, 0 manga; AniList 1 anime, 0 manga"),
+        "{}",
+        stdout(&out)
+    );
+    let list = json(&home, &["list", "--json"]);
+    let services: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["anilist", "mal"]);
+    assert_eq!(list[0]["score"], 8.5, "AniList's 10-point decimal format");
+    assert_eq!(list[0]["id"], 154587);
+    // The same title on both: not guessed.
+    let out = malt(&home, &["progress", "frieren", "+1"]).assert().code(2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("mal:52991") && err.contains("anilist:154587"),
+        "{err}"
+    );
+    malt(
+        &home,
+        &["progress", "frieren", "+1", "--service", "anilist"],
+    )
+    .assert()
+    .code(0);
+    assert_eq!(
+        anilist.entry(DEFAULT_USER_ID, 154587).map(|e| e.progress),
+        Some(12)
+    );
+    assert!(mal.patches().is_empty(), "MyAnimeList untouched");
+    malt(&home, &["set", "anilist:154587", "--score", "9.5"])
+        .assert()
+        .code(0);
+    assert_eq!(
+        json(&home, &["show", "anilist:154587", "--json"])["score"],
+        9.5
+    );
+    let out = malt(&home, &["set", "anilist:154587", "--score", "95"])
+        .assert()
+        .code(2);
+    assert!(stderr(&out).contains("0.1–10.0"), "{}", stderr(&out));
+    malt(&home, &["progress", "mal:52991", "+1"])
+        .assert()
+        .code(0);
+    assert_eq!(mal.watched(52991), Some(6));
+}
+
+#[test]
+fn login_is_also_a_command() {
+    let home = Home::new();
+    home.write_config("[mal]\nclient_id = \"x\"\n");
+    let out = malt(&home, &["login", "anilist"]).assert().code(1);
+    assert!(
+        stderr(&out).contains("there is no [anilist] table"),
+        "{}",
+        stderr(&out)
+    );
+    malt(&home, &["login", "kitsu"]).assert().code(2);
+}

@@ -73,6 +73,12 @@ pub async fn run(config: Option<&Path>, args: AddArgs) -> Outcome {
                 "{name} found several {} for \"{text}\"; add one with --pick N:",
                 kind.key()
             );
+            let widest = results
+                .iter()
+                .take(SHOWN)
+                .map(|f| output::width(&f.entry.title))
+                .max()
+                .unwrap_or(0);
             for (i, f) in results.iter().take(SHOWN).enumerate() {
                 let mut facts = Vec::new();
                 if let Some(t) = &f.entry.media.media_type {
@@ -87,7 +93,7 @@ pub async fn run(config: Option<&Path>, args: AddArgs) -> Outcome {
                 message.push_str(&format!(
                     "\n  {:>2}  {}  {}",
                     i + 1,
-                    f.entry.title,
+                    output::fit(&f.entry.title, widest),
                     paint(output::DIM, &facts.join(", "))
                 ));
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, ValueEnum};
 
 use super::{Exit, Failure, KindName, Opened, Outcome, ServiceName, StatusName, pick, send, today};
-use crate::domain::{Change, Patch, rules};
+use crate::domain::{Change, rules};
 use crate::store::Target;
 
 #[derive(Debug, Args)]
@@ -86,31 +86,20 @@ pub async fn run(config: Option<&Path>, args: SetArgs) -> Outcome {
                 .map_err(|e| Failure::usage(e.to_string()))?,
         ),
     };
-    let status = args.status.map(StatusName::status);
-    let repeating = args.rewatching.map(|o| o == OnOff::On);
-    let (start, finish, date) = (args.start.clone(), args.finish.clone(), today());
+    let wish = rules::Edits {
+        status: args.status.map(StatusName::status),
+        score,
+        repeating: args.rewatching.map(|o| o == OnOff::On),
+        start_date: args.start.clone(),
+        finish_date: args.finish.clone(),
+    };
+    let date = today();
     let queued = send::stage(
         &opened,
         list,
         Target::Listed((entry.kind, entry.id)),
         move |row| {
-            let e = &row.entry;
-            let mut patch = status
-                .and_then(|s| rules::status(e, s, &date))
-                .unwrap_or_default();
-            if let Some(score) = score.and_then(|s| rules::score(e, s)) {
-                patch.score = score.score;
-            }
-            if let Some(on) = repeating.filter(|on| *on != e.repeating) {
-                patch.repeating = Some(on);
-            }
-            if let Some(d) = start.filter(|d| e.start_date.as_ref() != Some(d)) {
-                patch.start_date = Some(d);
-            }
-            if let Some(d) = finish.filter(|d| e.finish_date.as_ref() != Some(d)) {
-                patch.finish_date = Some(d);
-            }
-            Ok::<_, rules::RuleError>((patch != Patch::default()).then_some(Change::Set(patch)))
+            Ok::<_, rules::RuleError>(rules::edits(&row.entry, &wish, &date).map(Change::Set))
         },
     )
     .await?;

@@ -222,6 +222,46 @@ pub fn score(entry: &ListEntry, score: u8) -> Option<Patch> {
     })
 }
 
+/// Several fields set at once (`malt set`): each `Some` is a wish; `None` leaves the field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Edits {
+    pub status: Option<Status>,
+    pub score: Option<u8>,
+    pub repeating: Option<bool>,
+    pub start_date: Option<String>,
+    pub finish_date: Option<String>,
+}
+
+/// The one patch that makes `edits` (a status by [`status`]'s rule, so "completed" is a
+/// completion); `None` when the entry holds them all already.
+pub fn edits(entry: &ListEntry, edits: &Edits, today: &str) -> Option<Patch> {
+    let mut patch = edits
+        .status
+        .and_then(|s| status(entry, s, today))
+        .unwrap_or_default();
+    if let Some(p) = edits.score.and_then(|s| score(entry, s)) {
+        patch.score = p.score;
+    }
+    if let Some(on) = edits.repeating.filter(|on| *on != entry.repeating) {
+        patch.repeating = Some(on);
+    }
+    if let Some(d) = edits
+        .start_date
+        .clone()
+        .filter(|d| entry.start_date.as_ref() != Some(d))
+    {
+        patch.start_date = Some(d);
+    }
+    if let Some(d) = edits
+        .finish_date
+        .clone()
+        .filter(|d| entry.finish_date.as_ref() != Some(d))
+    {
+        patch.finish_date = Some(d);
+    }
+    (patch != Patch::default()).then_some(patch)
+}
+
 /// A score typed in the account's format ("8.5", "85", "0" for none).
 pub fn parse_score(text: &str, format: ScoreFormat) -> Result<u8, RuleError> {
     if text.trim() == "0" {
@@ -378,6 +418,31 @@ mod tests {
         let p = progress_then_complete(&planned, 1, TODAY).unwrap().unwrap();
         assert_eq!(p.status, Some(Status::Completed));
         assert_eq!(p.start_date.as_deref(), Some(TODAY));
+    }
+
+    #[test]
+    fn several_edits_make_one_patch_of_what_changes() {
+        let e = ListEntry {
+            score: 7,
+            ..entry(3, Some(12), Status::Current)
+        };
+        let wish = Edits {
+            status: Some(Status::Completed),
+            score: Some(7),
+            start_date: Some("2026-01-01".into()),
+            ..Edits::default()
+        };
+        let p = edits(&e, &wish, TODAY).unwrap();
+        assert_eq!(p.status, Some(Status::Completed));
+        assert_eq!(p.progress, Some(12), "completed: the whole count");
+        assert_eq!(p.score, None, "the score is 7 already");
+        assert_eq!(p.start_date.as_deref(), Some("2026-01-01"));
+        let same = Edits {
+            score: Some(7),
+            repeating: Some(false),
+            ..Edits::default()
+        };
+        assert_eq!(edits(&e, &same, TODAY), None);
     }
 
     #[test]
